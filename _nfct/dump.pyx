@@ -1,0 +1,373 @@
+# cython: language_level=3
+"""The dump path: one reader thread receives, the calling thread parses, filters and formats.
+
+The kernel builds each batch of a dump inside recvmsg(), on the receiving thread. A dedicated reader
+thread keeps that going while the caller's thread parses and formats the previous batch, so the two
+costs overlap on two cores. Neither thread holds the GIL while it works.
+"""
+from libc.errno cimport errno, EINTR
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from posix.unistd cimport write
+
+from _nfct.libmnl cimport *
+from _nfct.libnfct cimport *
+from _nfct.netlink cimport *
+from _nfct.pthread cimport *
+from _nfct.socket cimport NfctSocket
+from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
+from _nfct.format cimport Format, fmt_t, format_ct
+from _nfct.flow cimport Flow
+
+from pynfct.errors import from_errno
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+
+cdef enum:
+    NSLOTS = 32
+    SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
+    OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
+    ENTRY_MAX = 4096
+    REQ_SIZE = 8192
+
+# Table names for the message type of the request.
+DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
+DUMP_ZERO = IPCTNL_MSG_CT_GET_CTRZERO
+DUMP_DYING = IPCTNL_MSG_CT_GET_DYING
+DUMP_UNCONFIRMED = IPCTNL_MSG_CT_GET_UNCONFIRMED
+
+
+cdef struct slot_t:
+    char *buf
+    ssize_t len
+    int err
+
+
+cdef struct pipe_t:
+    pthread_mutex_t lock
+    pthread_cond_t cond
+    slot_t slots[NSLOTS]
+    int head, tail, count
+    bint done, stop
+    int fd
+
+
+cdef bint batch_is_last(const char *buf, ssize_t len) noexcept nogil:
+    """Does this batch end the dump (NLMSG_DONE, or an error)?"""
+    cdef const nlmsghdr *nlh = <const nlmsghdr *>buf
+    cdef int left = <int>len
+    while mnl_nlmsg_ok(nlh, left):
+        if nlh.nlmsg_type == NLMSG_DONE or nlh.nlmsg_type == NLMSG_ERROR:
+            return True
+        nlh = mnl_nlmsg_next(nlh, &left)
+    return False
+
+
+cdef void *reader_main(void *arg) noexcept nogil:
+    cdef pipe_t *p = <pipe_t *>arg
+    cdef slot_t *s
+    cdef bint last
+    while True:
+        pthread_mutex_lock(&p.lock)
+        while p.count == NSLOTS and not p.stop:
+            pthread_cond_wait(&p.cond, &p.lock)
+        if p.stop:
+            p.done = True
+            pthread_cond_broadcast(&p.cond)
+            pthread_mutex_unlock(&p.lock)
+            return NULL
+        s = &p.slots[p.head]
+        pthread_mutex_unlock(&p.lock)
+
+        while True:
+            s.len = recv(p.fd, s.buf, SLOT_SIZE, 0)
+            if s.len >= 0 or errno != EINTR:
+                break
+        s.err = errno if s.len < 0 else 0
+        last = s.len <= 0 or batch_is_last(s.buf, s.len)
+
+        pthread_mutex_lock(&p.lock)
+        p.head = (p.head + 1) % NSLOTS
+        p.count += 1
+        if last:
+            p.done = True
+        pthread_cond_broadcast(&p.cond)
+        pthread_mutex_unlock(&p.lock)
+        if last:
+            return NULL
+
+
+cdef struct text_ctx:
+    const ct_filter *filt
+    const fmt_t *fmt
+    char *out
+    size_t len
+    int fd
+    int err
+    long count
+    const char *header
+    size_t header_len
+    bint header_done
+
+
+cdef int flush_out(text_ctx *t) noexcept nogil:
+    cdef size_t off = 0
+    cdef ssize_t n
+    while off < t.len:
+        n = write(t.fd, t.out + off, t.len - off)
+        if n < 0:
+            if errno == EINTR:
+                continue
+            t.err = errno
+            return -1
+        off += n
+    t.len = 0
+    return 0
+
+
+cdef int text_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef text_ctx *t = <text_ctx *>data
+    cdef nf_conntrack *ct = nfct_new()
+    if ct == NULL:
+        return MNL_CB_OK
+    nfct_nlmsg_parse(nlh, ct)
+    if t.filt != NULL and ct_filter_reject(t.filt, ct):
+        nfct_destroy(ct)
+        return MNL_CB_OK
+    if t.len + ENTRY_MAX + 2 > OUT_SIZE:
+        if flush_out(t) < 0:
+            nfct_destroy(ct)
+            return MNL_CB_ERROR
+    if not t.header_done:
+        memcpy(t.out + t.len, t.header, t.header_len)
+        t.len += t.header_len
+        t.header_done = True
+    # conntrack writes saved entries as -A lines (ct_save_snprintf with NFCT_T_NEW).
+    t.len += format_ct(t.out + t.len, ENTRY_MAX, ct, t.fmt, NFCT_T_NEW if t.fmt.save else NFCT_T_UNKNOWN)
+    t.out[t.len] = b'\n'
+    t.len += 1
+    t.count += 1
+    nfct_destroy(ct)
+    return MNL_CB_OK
+
+
+cdef struct flow_ctx:
+    const ct_filter *filt
+    nf_conntrack **items
+    int n
+    int cap
+
+
+cdef int flow_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef flow_ctx *c = <flow_ctx *>data
+    cdef nf_conntrack *ct
+    if c.n == c.cap:
+        return MNL_CB_OK      # cannot happen: a 64 KiB batch holds fewer entries than cap
+    ct = nfct_new()
+    if ct == NULL:
+        return MNL_CB_OK
+    nfct_nlmsg_parse(nlh, ct)
+    if c.filt != NULL and ct_filter_reject(c.filt, ct):
+        nfct_destroy(ct)
+        return MNL_CB_OK
+    c.items[c.n] = ct
+    c.n += 1
+    return MNL_CB_OK
+
+
+cdef class Dump:
+    """One dump request of the conntrack table (or dying/unconfirmed lists), consumed once.
+
+    Iterate it for Flow objects, or call to_fd() to write text without creating any.
+    """
+    cdef NfctSocket sock
+    cdef Filter filt
+    cdef pipe_t pipe
+    cdef pthread_t thread
+    cdef bint started, joined
+    cdef char *slab
+    cdef unsigned int seq
+    cdef flow_ctx fc
+    cdef int fi
+    cdef bint finished
+    cdef public long count
+
+    def __cinit__(self):
+        self.slab = NULL
+        self.started = self.joined = False
+        self.fc.items = NULL
+
+    def __init__(self, int nsfd, int msg_type=DUMP_CONNTRACK, int family=0, Filter filt=None,
+                 bint kernel_filter=True):
+        cdef char req[REQ_SIZE]
+        cdef nlmsghdr *nlh
+        cdef int i
+        self.filt = filt
+        self.count = 0
+        self.sock = NfctSocket(nsfd)
+        nlh = self.sock.put_header(req, NFNL_SUBSYS_CTNETLINK, msg_type, NLM_F_DUMP, family)
+        if filt is not None and kernel_filter and msg_type in (DUMP_CONNTRACK, DUMP_ZERO):
+            filt.put_dump_filter(nlh)
+        self.seq = nlh.nlmsg_seq
+        if mnl_socket_sendto(self.sock.mnl, nlh, nlh.nlmsg_len) < 0:
+            raise from_errno(errno, "dump request")
+        self.slab = <char *>malloc(NSLOTS * SLOT_SIZE)
+        self.fc.items = <nf_conntrack **>malloc(SLOT_SIZE // 16 * sizeof(nf_conntrack *))
+        if self.slab == NULL or self.fc.items == NULL:
+            raise MemoryError()
+        self.fc.cap = SLOT_SIZE // 16
+        self.fc.n = self.fi = 0
+        self.fc.filt = &filt.f if filt is not None else NULL
+        for i in range(NSLOTS):
+            self.pipe.slots[i].buf = self.slab + i * SLOT_SIZE
+        self.pipe.head = self.pipe.tail = self.pipe.count = 0
+        self.pipe.done = self.pipe.stop = False
+        self.pipe.fd = self.sock.fd()
+        self.finished = False
+        pthread_mutex_init(&self.pipe.lock, NULL)
+        pthread_cond_init(&self.pipe.cond, NULL)
+        if pthread_create(&self.thread, NULL, reader_main, &self.pipe) != 0:
+            raise from_errno(errno, "can't start the reader thread")
+        self.started = True
+
+    cdef slot_t *take(self) noexcept nogil:
+        """The next received batch, or NULL once the reader is done and all is consumed."""
+        cdef slot_t *s = NULL
+        pthread_mutex_lock(&self.pipe.lock)
+        while self.pipe.count == 0 and not self.pipe.done:
+            pthread_cond_wait(&self.pipe.cond, &self.pipe.lock)
+        if self.pipe.count > 0:
+            s = &self.pipe.slots[self.pipe.tail]
+        pthread_mutex_unlock(&self.pipe.lock)
+        return s
+
+    cdef void release(self) noexcept nogil:
+        pthread_mutex_lock(&self.pipe.lock)
+        self.pipe.tail = (self.pipe.tail + 1) % NSLOTS
+        self.pipe.count -= 1
+        pthread_cond_broadcast(&self.pipe.cond)
+        pthread_mutex_unlock(&self.pipe.lock)
+
+    cdef int run_batch(self, slot_t *s, mnl_cb_t cb, void *data, int *err) noexcept nogil:
+        """Parse one batch; returns >0 to go on, 0 at the end of the dump, -1 on error (errno in err)."""
+        cdef int ret
+        if s.len < 0:
+            err[0] = s.err
+            return -1
+        if s.len == 0:
+            return 0
+        ret = mnl_cb_run(s.buf, s.len, self.seq, self.sock.portid, cb, data)
+        if ret < 0:
+            err[0] = errno
+            return -1
+        return ret
+
+    def to_fd(self, int fd, Format fmt not None):
+        """Write every kept entry to fd as text; returns how many were written."""
+        cdef text_ctx t
+        cdef slot_t *s
+        cdef int ret = 1, err = 0
+        cdef bytes header = fmt.header
+        t.filt = &self.filt.f if self.filt is not None else NULL
+        t.fmt = &fmt.f
+        t.fd = fd
+        t.err = 0
+        t.len = 0
+        t.count = 0
+        t.header = header
+        t.header_len = len(header)
+        t.header_done = t.header_len == 0
+        t.out = <char *>malloc(OUT_SIZE)
+        if t.out == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                while ret > 0:
+                    s = self.take()
+                    if s == NULL:
+                        break
+                    ret = self.run_batch(s, text_cb, &t, &err)
+                    self.release()
+                    if t.err:
+                        err = t.err
+                        ret = -1
+                if ret >= 0 and flush_out(&t) < 0:
+                    err = t.err
+                    ret = -1
+            self.count = t.count
+            self.close()
+            if ret < 0:
+                raise from_errno(err, "dump")
+            if t.header_done and t.header_len:
+                _write_all(fd, fmt.footer)
+        finally:
+            free(t.out)
+        return t.count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef slot_t *s
+        cdef int ret, err = 0
+        cdef nf_conntrack *ct
+        while self.fi >= self.fc.n:
+            self.fc.n = self.fi = 0
+            if self.finished:
+                raise StopIteration
+            with nogil:
+                s = self.take()
+                if s != NULL:
+                    ret = self.run_batch(s, flow_cb, &self.fc, &err)
+                    self.release()
+            if s == NULL or ret == 0:
+                self.finished = True
+            elif ret < 0:
+                self.finished = True
+                self.close()
+                raise from_errno(err, "dump")
+        ct = self.fc.items[self.fi]
+        self.fc.items[self.fi] = NULL
+        self.fi += 1
+        self.count += 1
+        return Flow.adopt(ct)
+
+    def close(self):
+        """Stop early: the reader drains nothing more and the socket is closed."""
+        cdef int i
+        if self.started and not self.joined:
+            with nogil:
+                pthread_mutex_lock(&self.pipe.lock)
+                self.pipe.stop = True
+                pthread_cond_broadcast(&self.pipe.cond)
+                pthread_mutex_unlock(&self.pipe.lock)
+                pthread_join(self.thread, NULL)
+            self.joined = True
+            pthread_mutex_destroy(&self.pipe.lock)
+            pthread_cond_destroy(&self.pipe.cond)
+        if self.fc.items != NULL:
+            for i in range(self.fi, self.fc.n):
+                if self.fc.items[i] != NULL:
+                    nfct_destroy(self.fc.items[i])
+            self.fc.n = self.fi = 0
+        if self.sock is not None:
+            self.sock.close()
+        self.finished = True
+
+    def __dealloc__(self):
+        if self.started and not self.joined:
+            self.close()
+        if self.fc.items != NULL:
+            free(self.fc.items)
+        if self.slab != NULL:
+            free(self.slab)
+
+
+def _write_all(int fd, bytes data):
+    import os
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

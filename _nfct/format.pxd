@@ -1,0 +1,20 @@
+from _nfct.libnfct cimport nf_conntrack, nfct_labelmap
+
+
+cdef struct fmt_t:
+    unsigned int out_type      # NFCT_O_DEFAULT or NFCT_O_XML
+    unsigned int out_flags     # NFCT_OF_*
+    bint save                  # -o save: conntrack's command-line form
+    bint json                  # -o json: one object per line
+    nfct_labelmap *labelmap    # label names for -o labels (NULL: not shown)
+
+
+# Format one entry into buf (at most size-1 bytes, always NUL-terminated); returns the length written.
+cdef size_t format_ct(char *buf, size_t size, const nf_conntrack *ct, const fmt_t *fmt,
+                      unsigned int msg_type) noexcept nogil
+
+
+cdef class Format:
+    cdef fmt_t f
+    cdef readonly bytes header   # written before the first entry (xml)
+    cdef readonly bytes footer   # written after the last one, if the header was

@@ -1,0 +1,177 @@
+# Declarations from <libnetfilter_conntrack/libnetfilter_conntrack.h> (1.0.9): only what pynfct uses.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+from _nfct.netlink cimport nlmsghdr
+
+
+cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
+    struct nf_conntrack:
+        pass
+    struct nf_expect:
+        pass
+    struct nfct_bitmask:
+        pass
+    struct nfct_labelmap:
+        pass
+    struct nfct_filter_dump:
+        pass
+
+    struct nfct_filter_dump_mark:
+        uint32_t val
+        uint32_t mask
+
+    enum nf_conntrack_msg_type:
+        NFCT_T_UNKNOWN
+        NFCT_T_NEW
+        NFCT_T_UPDATE
+        NFCT_T_DESTROY
+        NFCT_T_ALL
+
+    # enum nf_conntrack_attr: the numbers live in pynfct/attrs.py; C only needs a few by name.
+    enum nf_conntrack_attr:
+        ATTR_ORIG_IPV4_SRC
+        ATTR_ORIG_IPV4_DST
+        ATTR_REPL_IPV4_SRC
+        ATTR_REPL_IPV4_DST
+        ATTR_ORIG_IPV6_SRC
+        ATTR_ORIG_IPV6_DST
+        ATTR_REPL_IPV6_SRC
+        ATTR_REPL_IPV6_DST
+        ATTR_ORIG_PORT_SRC
+        ATTR_ORIG_PORT_DST
+        ATTR_REPL_PORT_SRC
+        ATTR_REPL_PORT_DST
+        ATTR_ICMP_TYPE
+        ATTR_ICMP_CODE
+        ATTR_ICMP_ID
+        ATTR_ORIG_L3PROTO
+        ATTR_REPL_L3PROTO
+        ATTR_ORIG_L4PROTO
+        ATTR_REPL_L4PROTO
+        ATTR_TCP_STATE
+        ATTR_SNAT_IPV4
+        ATTR_DNAT_IPV4
+        ATTR_SNAT_PORT
+        ATTR_DNAT_PORT
+        ATTR_TIMEOUT
+        ATTR_MARK
+        ATTR_ORIG_COUNTER_PACKETS
+        ATTR_REPL_COUNTER_PACKETS
+        ATTR_ORIG_COUNTER_BYTES
+        ATTR_REPL_COUNTER_BYTES
+        ATTR_USE
+        ATTR_ID
+        ATTR_STATUS
+        ATTR_SECMARK
+        ATTR_SCTP_STATE
+        ATTR_SCTP_VTAG_ORIG
+        ATTR_SCTP_VTAG_REPL
+        ATTR_HELPER_NAME
+        ATTR_DCCP_STATE
+        ATTR_DCCP_ROLE
+        ATTR_ZONE
+        ATTR_SECCTX
+        ATTR_TIMESTAMP_START
+        ATTR_TIMESTAMP_STOP
+        ATTR_CONNLABELS
+        ATTR_CONNLABELS_MASK
+        ATTR_ORIG_ZONE
+        ATTR_REPL_ZONE
+        ATTR_SNAT_IPV6
+        ATTR_DNAT_IPV6
+        ATTR_MAX
+
+    enum:
+        NFCT_O_PLAIN
+        NFCT_O_DEFAULT
+        NFCT_O_XML
+        NFCT_OF_SHOW_LAYER3
+        NFCT_OF_TIME
+        NFCT_OF_ID
+        NFCT_OF_TIMESTAMP
+
+    enum:
+        NFCT_CMP_ALL
+        NFCT_CMP_ORIG
+        NFCT_CMP_REPL
+        NFCT_CMP_MASK
+        NFCT_CMP_STRICT
+
+    enum nf_conntrack_getobjopt:
+        NFCT_GOPT_IS_SNAT
+        NFCT_GOPT_IS_DNAT
+        NFCT_GOPT_IS_SPAT
+        NFCT_GOPT_IS_DPAT
+
+    enum nf_conntrack_setobjopt:
+        NFCT_SOPT_UNDO_SNAT
+        NFCT_SOPT_UNDO_DNAT
+        NFCT_SOPT_UNDO_SPAT
+        NFCT_SOPT_UNDO_DPAT
+        NFCT_SOPT_SETUP_ORIGINAL
+        NFCT_SOPT_SETUP_REPLY
+
+    enum nfct_filter_dump_attr:
+        NFCT_FILTER_DUMP_MARK
+        NFCT_FILTER_DUMP_L3NUM
+        NFCT_FILTER_DUMP_STATUS
+
+    nf_conntrack *nfct_new()
+    void nfct_destroy(nf_conntrack *ct)
+    nf_conntrack *nfct_clone(const nf_conntrack *ct)
+    size_t nfct_maxsize()
+
+    void nfct_set_attr(nf_conntrack *ct, const nf_conntrack_attr type, const void *value)
+    void nfct_set_attr_u8(nf_conntrack *ct, const nf_conntrack_attr type, uint8_t value)
+    void nfct_set_attr_u16(nf_conntrack *ct, const nf_conntrack_attr type, uint16_t value)
+    void nfct_set_attr_u32(nf_conntrack *ct, const nf_conntrack_attr type, uint32_t value)
+    void nfct_set_attr_u64(nf_conntrack *ct, const nf_conntrack_attr type, uint64_t value)
+    void nfct_set_attr_l(nf_conntrack *ct, const nf_conntrack_attr type, const void *value, size_t len)
+    const void *nfct_get_attr(const nf_conntrack *ct, const nf_conntrack_attr type)
+    uint8_t nfct_get_attr_u8(const nf_conntrack *ct, const nf_conntrack_attr type)
+    uint16_t nfct_get_attr_u16(const nf_conntrack *ct, const nf_conntrack_attr type)
+    uint32_t nfct_get_attr_u32(const nf_conntrack *ct, const nf_conntrack_attr type)
+    uint64_t nfct_get_attr_u64(const nf_conntrack *ct, const nf_conntrack_attr type)
+    int nfct_attr_is_set(const nf_conntrack *ct, const nf_conntrack_attr type)
+    int nfct_attr_unset(nf_conntrack *ct, const nf_conntrack_attr type)
+    int nfct_setobjopt(nf_conntrack *ct, unsigned int option)
+    int nfct_getobjopt(const nf_conntrack *ct, unsigned int option)
+
+    int nfct_snprintf_labels(char *buf, unsigned int size, const nf_conntrack *ct,
+                             const unsigned int msg_type, const unsigned int out_type,
+                             const unsigned int out_flags, nfct_labelmap *map)
+    int nfct_cmp(const nf_conntrack *ct1, const nf_conntrack *ct2, unsigned int flags)
+
+    nfct_bitmask *nfct_bitmask_new(unsigned int maxbit)
+    nfct_bitmask *nfct_bitmask_clone(const nfct_bitmask *)
+    unsigned int nfct_bitmask_maxbit(const nfct_bitmask *)
+    void nfct_bitmask_set_bit(nfct_bitmask *, unsigned int bit)
+    int nfct_bitmask_test_bit(const nfct_bitmask *, unsigned int bit)
+    void nfct_bitmask_destroy(nfct_bitmask *)
+
+    nfct_labelmap *nfct_labelmap_new(const char *mapfile)
+    void nfct_labelmap_destroy(nfct_labelmap *map)
+    const char *nfct_labelmap_get_name(nfct_labelmap *m, unsigned int bit)
+    int nfct_labelmap_get_bit(nfct_labelmap *m, const char *name)
+
+    nfct_filter_dump *nfct_filter_dump_create()
+    void nfct_filter_dump_destroy(nfct_filter_dump *filter)
+    void nfct_filter_dump_set_attr(nfct_filter_dump *filter_dump, const nfct_filter_dump_attr type,
+                                   const void *data)
+    void nfct_filter_dump_set_attr_u8(nfct_filter_dump *filter_dump, const nfct_filter_dump_attr type,
+                                      uint8_t data)
+
+    int nfct_nlmsg_build(nlmsghdr *nlh, const nf_conntrack *ct)
+    int nfct_nlmsg_build_filter(nlmsghdr *nlh, const nfct_filter_dump *filter_dump)
+    int nfct_nlmsg_parse(const nlmsghdr *nlh, nf_conntrack *ct)
+
+    # expectations
+    nf_expect *nfexp_new()
+    void nfexp_destroy(nf_expect *exp)
+    int nfexp_nlmsg_parse(const nlmsghdr *nlh, nf_expect *exp)
+    int nfexp_nlmsg_build(nlmsghdr *nlh, const nf_expect *exp)
+    void nfexp_set_attr(nf_expect *exp, const int type, const void *value)
+    void nfexp_set_attr_u32(nf_expect *exp, const int type, uint32_t value)
+    int nfexp_snprintf(char *buf, unsigned int size, const nf_expect *exp,
+                       const unsigned int msg_type, const unsigned int out_type,
+                       const unsigned int out_flags)

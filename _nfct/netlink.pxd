@@ -1,0 +1,96 @@
+# Kernel UAPI: <linux/netlink.h>, <linux/netfilter/nfnetlink.h>, <linux/netfilter/nfnetlink_conntrack.h>.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+
+
+cdef extern from "<linux/netlink.h>" nogil:
+    struct nlmsghdr:
+        uint32_t nlmsg_len
+        uint16_t nlmsg_type
+        uint16_t nlmsg_flags
+        uint32_t nlmsg_seq
+        uint32_t nlmsg_pid
+
+    struct nlattr:
+        uint16_t nla_len
+        uint16_t nla_type
+
+    struct nlmsgerr:
+        int error
+        nlmsghdr msg
+
+    int NETLINK_NETFILTER
+    int NETLINK_NO_ENOBUFS
+    int NETLINK_BROADCAST_ERROR
+    int NETLINK_EXT_ACK
+    int SOL_NETLINK
+    int NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP, NLM_F_CREATE, NLM_F_EXCL, NLM_F_DUMP_INTR
+    int NLMSG_ERROR, NLMSG_DONE, NLMSG_NOOP, NLMSG_OVERRUN
+    int NLA_F_NESTED
+
+
+cdef extern from "<linux/netfilter/nfnetlink.h>" nogil:
+    struct nfgenmsg:
+        uint8_t nfgen_family
+        uint8_t version
+        uint16_t res_id
+
+    int NFNETLINK_V0
+    int NFNL_SUBSYS_CTNETLINK
+    int NFNL_SUBSYS_CTNETLINK_EXP
+
+
+cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
+    enum cntl_msg_types:
+        IPCTNL_MSG_CT_NEW
+        IPCTNL_MSG_CT_GET
+        IPCTNL_MSG_CT_DELETE
+        IPCTNL_MSG_CT_GET_CTRZERO
+        IPCTNL_MSG_CT_GET_STATS_CPU
+        IPCTNL_MSG_CT_GET_STATS
+        IPCTNL_MSG_CT_GET_DYING
+        IPCTNL_MSG_CT_GET_UNCONFIRMED
+
+    enum ctnl_exp_msg_types:
+        IPCTNL_MSG_EXP_NEW
+        IPCTNL_MSG_EXP_GET
+        IPCTNL_MSG_EXP_DELETE
+        IPCTNL_MSG_EXP_GET_STATS_CPU
+
+    enum ctattr_type:
+        CTA_TUPLE_ORIG
+        CTA_TUPLE_REPLY
+        CTA_STATUS
+        CTA_MARK
+        CTA_ZONE
+        CTA_MARK_MASK
+        CTA_FILTER
+        CTA_STATUS_MASK
+
+    enum ctattr_tuple:
+        CTA_TUPLE_IP
+        CTA_TUPLE_PROTO
+        CTA_TUPLE_ZONE
+
+    enum ctattr_ip:
+        CTA_IP_V4_SRC
+        CTA_IP_V4_DST
+        CTA_IP_V6_SRC
+        CTA_IP_V6_DST
+
+    enum ctattr_l4proto:
+        CTA_PROTO_NUM
+        CTA_PROTO_SRC_PORT
+        CTA_PROTO_DST_PORT
+        CTA_PROTO_ICMP_ID
+        CTA_PROTO_ICMP_TYPE
+        CTA_PROTO_ICMP_CODE
+        CTA_PROTO_ICMPV6_ID
+        CTA_PROTO_ICMPV6_TYPE
+        CTA_PROTO_ICMPV6_CODE
+
+    enum ctattr_filter:
+        CTA_FILTER_ORIG_FLAGS
+        CTA_FILTER_REPLY_FLAGS
+
+    enum ctattr_stats_global:
+        CTA_STATS_GLOBAL_ENTRIES
