@@ -1,2 +1,203 @@
 # cython: language_level=3
-"""Single requests: get one entry, count, per-cpu statistics."""
+"""Small requests: get one entry (-G), count (-C), per-cpu statistics (-S), the expectation table."""
+from libc.errno cimport errno
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdio cimport snprintf
+
+from _nfct.libmnl cimport *
+from _nfct.libnfct cimport *
+from _nfct.netlink cimport *
+from _nfct.socket cimport NfctSocket
+from _nfct.filter cimport Filter, ct_filter_reject
+from _nfct.format cimport Format, format_ct
+from _nfct.flow cimport Flow
+
+from pynfct.errors import from_errno
+
+cdef extern from "<arpa/inet.h>" nogil:
+    uint16_t ntohs(uint16_t)
+    uint32_t ntohl(uint32_t)
+
+cdef extern from "<sys/time.h>" nogil:
+    struct timeval:
+        long tv_sec
+        long tv_usec
+    int gettimeofday(timeval *tv, void *tz)
+
+cdef enum:
+    REQ_SIZE = 8192
+    ENTRY_MAX = 4096
+    EXP_MAX = 1024          # conntrack formats expectations into 1024 bytes
+    STATS_MAX = 20          # CTA_STATS_MAX (15) + the 4 "unknown" slots conntrack prints
+    NFCT_OF_TIME_FLAG = 2   # NFCT_OF_TIME
+
+# Names of the per-cpu counters, by attribute number (as conntrack 1.4.7 prints them).
+_CT_STATS = {1: "searched", 2: "found", 3: "new", 4: "invalid", 5: "ignore", 6: "delete",
+             7: "delete_list", 8: "insert", 9: "insert_failed", 10: "drop", 11: "early_drop",
+             12: "error", 13: "search_restart", 14: "clash_resolve", 15: "chaintoolong",
+             16: "unknown1", 17: "unknown2", 18: "unknown3", 19: "unknown4"}
+_EXP_STATS = {1: "expect_new", 2: "expect_create", 3: "expect_delete"}
+
+
+cdef struct collect_ctx:
+    void *obj          # a Python list of results (borrowed; the caller keeps it alive)
+    void *extra        # per-request context (borrowed)
+
+
+cdef int _ct_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef nf_conntrack *ct = nfct_new()
+    if ct == NULL:
+        return MNL_CB_ERROR
+    nfct_nlmsg_parse(nlh, ct)
+    with gil:
+        (<list>(<collect_ctx *>data).obj).append(Flow.adopt(ct))
+    return MNL_CB_OK
+
+
+def get(int nsfd, Filter filt not None):
+    """Ask the kernel for the entry whose tuple the filter's template names (-G). Returns Flows."""
+    cdef char req[REQ_SIZE]
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_ACK,
+                                         filt.family)
+    cdef list out = []
+    cdef collect_ctx c
+    if nfct_nlmsg_build(nlh, filt.ct) < 0:
+        raise from_errno(errno, "build request")
+    c.obj = <void *>out
+    try:
+        sock.talk(nlh, _ct_cb, &c)
+    finally:
+        sock.close()
+    return [f for f in out if not ct_filter_reject(&filt.f, (<Flow>f).ct)]
+
+
+def format_flows(list flows, Format fmt not None, unsigned int msg_type=NFCT_T_UNKNOWN):
+    """Text of flows, one line each, as the dump path writes them."""
+    cdef char buf[ENTRY_MAX]
+    cdef size_t n
+    lines = []
+    for f in flows:
+        n = format_ct(buf, ENTRY_MAX, (<Flow>f).ct, &fmt.f, msg_type)
+        lines.append(buf[:n] + b"\n")
+    return b"".join(lines)
+
+
+cdef int _global_stats_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef const nlattr *tb[4]
+    tb[0] = tb[1] = tb[2] = tb[3] = NULL
+    mnl_attr_parse(nlh, sizeof(nfgenmsg), _attr_cb3, tb)
+    if tb[<int>CTA_STATS_GLOBAL_ENTRIES] != NULL:
+        (<long *>data)[0] = ntohl(mnl_attr_get_u32(tb[<int>CTA_STATS_GLOBAL_ENTRIES]))
+    return MNL_CB_OK
+
+
+cdef int _attr_cb3(const nlattr *attr, void *data) noexcept nogil:
+    if mnl_attr_type_valid(attr, 3) < 0:
+        return MNL_CB_OK
+    (<const nlattr **>data)[mnl_attr_get_type(attr)] = attr
+    return MNL_CB_OK
+
+
+def count(int nsfd):
+    """Number of entries (-C), from IPCTNL_MSG_CT_GET_STATS; None if the kernel lacks it."""
+    cdef char req[REQ_SIZE]
+    cdef long n = -1
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS, 0, 0)
+    try:
+        sock.talk(nlh, _global_stats_cb, &n)
+    finally:
+        sock.close()
+    return None if n < 0 else n
+
+
+cdef int _attr_cb_stats(const nlattr *attr, void *data) noexcept nogil:
+    if mnl_attr_type_valid(attr, STATS_MAX - 1) < 0:
+        return MNL_CB_OK
+    (<const nlattr **>data)[mnl_attr_get_type(attr)] = attr
+    return MNL_CB_OK
+
+
+cdef int _stats_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef const nlattr *tb[STATS_MAX]
+    cdef const nfgenmsg *nfg = <const nfgenmsg *>mnl_nlmsg_get_payload(nlh)
+    cdef int i
+    for i in range(STATS_MAX):
+        tb[i] = NULL
+    mnl_attr_parse(nlh, sizeof(nfgenmsg), _attr_cb_stats, tb)
+    with gil:
+        row = {i: ntohl(mnl_attr_get_u32(tb[i])) for i in range(STATS_MAX) if tb[i] != NULL}
+        (<list>(<collect_ctx *>data).obj).append((ntohs(nfg.res_id), row))
+    return MNL_CB_OK
+
+
+def stats(int nsfd, bint expect=False):
+    """Per-cpu statistics (-S): a list of (cpu, {name: value}) in the kernel's order."""
+    cdef char req[REQ_SIZE]
+    cdef list rows = []
+    cdef collect_ctx c
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh
+    if expect:
+        nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET_STATS_CPU, NLM_F_DUMP, 0)
+    else:
+        nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, 0)
+    c.obj = <void *>rows
+    try:
+        sock.talk(nlh, _stats_cb, &c)
+    finally:
+        sock.close()
+    names = _EXP_STATS if expect else _CT_STATS
+    return [(cpu, {names[k]: v for k, v in sorted(row.items()) if k in names}) for cpu, row in rows]
+
+
+cdef struct exp_ctx:
+    unsigned int out_type
+    unsigned int out_flags
+    bint tms
+    void *lines
+
+
+cdef int _exp_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef exp_ctx *c = <exp_ctx *>data
+    cdef nf_expect *exp = nfexp_new()
+    cdef char buf[EXP_MAX]
+    cdef char stamp[64]
+    cdef timeval tv
+    cdef int n
+    if exp == NULL:
+        return MNL_CB_ERROR
+    nfexp_nlmsg_parse(nlh, exp)
+    stamp[0] = 0
+    if c.tms and c.out_type != NFCT_O_XML:
+        gettimeofday(&tv, NULL)
+        snprintf(stamp, 64, "[%-8ld.%-6ld]\t", tv.tv_sec, tv.tv_usec)
+    n = nfexp_snprintf(buf, EXP_MAX, exp, NFCT_T_UNKNOWN, c.out_type, c.out_flags)
+    nfexp_destroy(exp)
+    if n < 0:
+        n = 0
+    elif n >= EXP_MAX:
+        n = EXP_MAX - 1
+    with gil:
+        (<list>c.lines).append(stamp + buf[:n] + b"\n")
+    return MNL_CB_OK
+
+
+def expectations(int nsfd, int family, bint xml=False, bint timestamp=False):
+    """The expectation table as conntrack prints it (-L expect): a list of lines (bytes)."""
+    cdef char req[REQ_SIZE]
+    cdef list lines = []
+    cdef exp_ctx c
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET, NLM_F_DUMP,
+                                         family)
+    c.out_type = NFCT_O_XML if xml else NFCT_O_DEFAULT
+    c.out_flags = NFCT_OF_TIME_FLAG if (timestamp and xml) else 0
+    c.tms = timestamp
+    c.lines = <void *>lines
+    try:
+        sock.talk(nlh, _exp_cb, &c)
+    finally:
+        sock.close()
+    return lines

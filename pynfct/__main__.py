@@ -1,0 +1,5 @@
+import sys
+
+from pynfct.cli.main import main
+
+sys.exit(main())

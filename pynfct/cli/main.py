@@ -1,0 +1,210 @@
+"""pynfct's command line: conntrack 1.4.7's commands, options, output and exit codes."""
+from __future__ import annotations
+
+import errno as _errno
+import os
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from ..errors import NfctError, ParameterError
+from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
+
+PROG = "pynfct"
+PREFIX = f"{PROG} v{__version__} (conntrack-tools compatible)"
+
+OTHER_PROBLEM = 1
+PARAMETER_PROBLEM = 2
+
+ENOTSUPP = 524  # the kernel's internal "operation is not supported"
+
+# conntrack's err2str(): kinder words for errno values, per command.
+_ERR2STR = [
+    (Cmd.CT_LIST, ENOTSUPP, "function not implemented"),
+    (0xFFFF, _errno.EINVAL, "invalid parameters"),
+    (Cmd.CT_CREATE, _errno.EEXIST, "Such conntrack exists, try -U to update"),
+    (Cmd.CT_CREATE | Cmd.CT_GET | Cmd.CT_DELETE | Cmd.CT_ADD, _errno.ENOENT, "such conntrack doesn't exist"),
+    (Cmd.CT_CREATE | Cmd.CT_GET | Cmd.CT_ADD, _errno.ENOMEM, "not enough memory"),
+    (Cmd.CT_GET, _errno.EAFNOSUPPORT, "protocol not supported"),
+    (Cmd.CT_CREATE | Cmd.CT_ADD, _errno.ETIME, "conntrack has expired"),
+    (Cmd.EXP_CREATE, _errno.ENOENT, "master conntrack not found"),
+    (Cmd.EXP_CREATE, _errno.EINVAL, "invalid parameters"),
+    (~0, _errno.EPERM, "sorry, you must be root or get CAP_NET_ADMIN capability to do this"),
+]
+
+
+def err2str(err: int, command: int) -> str:
+    for act, e, message in _ERR2STR:
+        if (act & command) and e == err:
+            return message
+    return os.strerror(err)
+
+
+class Failure(Exception):
+    """Ends the command with conntrack's "<prefix>: message" on stderr and an exit status."""
+
+    def __init__(self, message: str, status: int = OTHER_PROBLEM):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _out(data: bytes) -> None:
+    if data:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view):]
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _labelmap(cmd: Command):
+    from _nfct.format import LabelMap
+    try:
+        return LabelMap(cmd.labelmap_path)
+    except OSError:
+        # conntrack reports the failed map and goes on without names.
+        _err("nfct_labelmap_new: No such file or directory\n")
+        return None
+
+
+def _list(cmd: Command) -> int:
+    from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
+    from _nfct.filter import Filter
+    from _nfct.format import Format
+
+    if cmd.table in (Table.DYING, Table.UNCONFIRMED):
+        msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
+        filt = Filter(cmd, False)
+    else:
+        if cmd.options & CT_COMPARISON and cmd.options & Opt.ZERO:
+            raise Failure("Can't use -z with filtering parameters", PARAMETER_PROBLEM)
+        msg = DUMP_ZERO if cmd.options & Opt.ZERO else DUMP_CONNTRACK
+        filt = Filter(cmd, True)
+    labelmap = _labelmap(cmd) if cmd.output & Out.CL else None
+    fmt = Format(cmd.output, labelmap)
+    dump = Dump(-1, msg, cmd.family, filt, True)
+    return dump.to_fd(1, fmt)
+
+
+def _get(cmd: Command) -> int:
+    from _nfct import query
+    from _nfct.filter import Filter
+    from _nfct.format import Format
+    filt = Filter(cmd, False)
+    flows = query.get(-1, filt)
+    labelmap = _labelmap(cmd) if cmd.output & Out.CL else None
+    fmt = Format(cmd.output, labelmap)
+    if flows:
+        _out(fmt.header + query.format_flows(flows, fmt) + fmt.footer)
+    return len(flows)
+
+
+def _count() -> None:
+    from _nfct import query
+    try:
+        n = query.count(-1)
+    except NfctError:
+        n = None
+    if n is None:
+        path = "/proc/sys/net/netfilter/nf_conntrack_count"
+        try:
+            with open(path) as f:
+                n = int(f.read().split()[0])
+        except OSError:
+            raise Failure(f"Can't open {path}")
+        except (ValueError, IndexError):
+            raise Failure(f"Can't read {path}")
+    _out(b"%d\n" % n)
+
+
+def _stats(expect: bool) -> None:
+    from _nfct import query
+    rows = query.stats(-1, expect)
+    _out("".join("cpu=%-4u\t%s\n" % (cpu, "".join(f"{k}={v} " for k, v in row.items()))
+                 for cpu, row in rows).encode())
+
+
+def _expect_list(cmd: Command) -> int:
+    from _nfct import query
+    xml = bool(cmd.output & Out.XML)
+    lines = query.expectations(-1, cmd.family, xml, bool(cmd.output & Out.TMS))
+    if lines and xml:
+        _out(b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n' + b"".join(lines) + b"</expect>\n")
+    else:
+        _out(b"".join(lines))
+    return len(lines)
+
+
+def execute(cmd: Command) -> int:
+    """Run one parsed command; returns conntrack's exit status."""
+    from .help import usage
+    from .parse import summary_line
+
+    c = cmd.command
+    counter = 0
+    if c == Cmd.CT_LIST:
+        counter = _list(cmd)
+    elif c == Cmd.CT_GET:
+        counter = _get(cmd)
+    elif c == Cmd.CT_COUNT:
+        _count()
+    elif c in (Cmd.CT_STATS, Cmd.EXP_STATS):
+        _stats(c == Cmd.EXP_STATS)
+    elif c == Cmd.EXP_LIST:
+        counter = _expect_list(cmd)
+    elif c == Cmd.EXP_COUNT:
+        from _nfct import query
+        _out(b"%d\n" % len(query.expectations(-1, cmd.family)))
+    elif c == Cmd.CT_VERSION:
+        _out(f"{PROG} v{__version__} (conntrack-tools compatible)\n".encode())
+    elif c == Cmd.CT_HELP:
+        _out(usage(PROG, cmd).encode())
+    elif c == Cmd.NONE:
+        _out(usage(PROG, cmd).encode())
+    else:
+        raise Failure(f"{c.name} is not implemented yet in pynfct {__version__}", OTHER_PROBLEM)
+
+    line, failed = summary_line(cmd, counter)
+    if line:
+        _err(f"{PREFIX}: {line}")
+    return OTHER_PROBLEM if failed else 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .errors import UsageError, format_error
+    from .parse import parse
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        sys.stdout.flush()
+        cmd = parse(argv)
+        return execute(cmd)
+    except UsageError as e:
+        _err(format_error(PREFIX, PROG, e.message, e.status))
+        return e.status
+    except ParameterError as e:
+        _err(format_error(PREFIX, PROG, str(e), PARAMETER_PROBLEM))
+        return PARAMETER_PROBLEM
+    except Failure as e:
+        _err(format_error(PREFIX, PROG, e.message, e.status))
+        return e.status
+    except NfctError as e:
+        cmd_bits = int(locals().get("cmd").command) if locals().get("cmd") is not None else 0
+        _err(format_error(PREFIX, PROG, "Operation failed: " + err2str(e.errno, cmd_bits), OTHER_PROBLEM))
+        return OTHER_PROBLEM
+    except BrokenPipeError:
+        # The reader went away (`pynfct -L | head`): stop quietly, as a killed-by-SIGPIPE conntrack does.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        except OSError:
+            pass
+        return 141
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

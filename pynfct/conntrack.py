@@ -1,0 +1,157 @@
+"""The Conntrack handle: one network namespace's connection tracking table."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+from _nfct import query
+from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
+from _nfct.filter import Filter
+from _nfct.flow import Flow
+from _nfct.socket import enter_netns
+
+from .errors import ParameterError
+from .template import Command
+
+NetNS = Union[None, str, "os.PathLike[str]", int]
+
+# keyword filter -> conntrack long option (the Python API speaks the CLI's language)
+_FILTER_OPTIONS = {
+    "family": "--family", "proto": "--protonum",
+    "src": "--src", "dst": "--dst", "reply_src": "--reply-src", "reply_dst": "--reply-dst",
+    "mask_src": "--mask-src", "mask_dst": "--mask-dst",
+    "sport": "--sport", "dport": "--dport", "reply_sport": "--reply-port-src", "reply_dport": "--reply-port-dst",
+    "state": "--state", "mark": "--mark", "status": "--status", "zone": "--zone",
+    "orig_zone": "--orig-zone", "reply_zone": "--reply-zone", "secmark": "--secmark",
+    "snat": "--src-nat", "dnat": "--dst-nat", "any_nat": "--any-nat", "labels": "--label",
+    "icmp_type": "--icmp-type", "icmp_code": "--icmp-code", "icmp_id": "--icmp-id",
+    "icmpv6_type": "--icmpv6-type", "icmpv6_code": "--icmpv6-code", "icmpv6_id": "--icmpv6-id",
+    "orig_vtag": "--orig-vtag", "reply_vtag": "--reply-vtag", "srckey": "--srckey", "dstkey": "--dstkey",
+    "role": "--role",
+}
+_OPTIONAL_ARG = {"snat", "dnat", "any_nat"}
+_TABLES = {"conntrack": DUMP_CONNTRACK, "dying": DUMP_DYING, "unconfirmed": DUMP_UNCONFIRMED}
+
+
+def filter_argv(command: str, filters: Mapping[str, Any]) -> List[str]:
+    """The conntrack command line that asks for `filters` (used to parse them exactly as the CLI does)."""
+    argv = [command]
+    unknown = set(filters) - set(_FILTER_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown filter(s): {', '.join(sorted(unknown))}; known: {', '.join(_FILTER_OPTIONS)}")
+    # -p first: protocol options exist only once the protocol is known.
+    for key in sorted(filters, key=lambda k: k != "proto"):
+        value = filters[key]
+        if value is None or value is False:
+            continue
+        opt = _FILTER_OPTIONS[key]
+        if key in _OPTIONAL_ARG:
+            argv.append(opt if value is True else f"{opt}={value}")
+            continue
+        if key == "mark" and isinstance(value, tuple):
+            value = f"{value[0]}/{value[1]}"
+        elif key in ("status", "labels") and not isinstance(value, str):
+            value = ",".join(str(v) for v in value)
+        argv += [opt, str(value)]
+    return argv
+
+
+def build_command(command: str, filters: Mapping[str, Any]) -> Command:
+    from .cli.errors import UsageError
+    from .cli.parse import parse
+    try:
+        return parse(filter_argv(command, filters))
+    except UsageError as e:
+        raise ParameterError(e.message) from None
+
+
+class Conntrack:
+    """A handle on the conntrack table of one network namespace.
+
+    ``netns`` is None (the caller's namespace), a name under /run/netns, a path such as
+    /proc/PID/ns/net, or an open file descriptor of a namespace. Needs CAP_NET_ADMIN there.
+
+    >>> with Conntrack("blue") as ct:
+    ...     for flow in ct.dump(proto="tcp", dport=443):
+    ...         print(flow.orig.src, flow.state)
+    """
+
+    def __init__(self, netns: NetNS = None) -> None:
+        self._nsfd = enter_netns(netns)
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed and self._nsfd >= 0:
+            os.close(self._nsfd)
+        self._closed = True
+
+    def __enter__(self) -> "Conntrack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _fd(self) -> int:
+        if self._closed:
+            raise ValueError("Conntrack handle is closed")
+        return self._nsfd
+
+    def dump(self, table: str = "conntrack", *, zero: bool = False, kernel_filter: bool = True,
+             **filters: Any) -> Iterator[Flow]:
+        """Iterate the entries of a table (like ``conntrack -L [table]`` with the same filters).
+
+        Filters are keyword arguments named like conntrack's options: family, proto, src, dst (an
+        address or CIDR), reply_src, reply_dst, sport, dport, reply_sport, reply_dport, state, mark
+        (int or (value, mask)), status ("ASSURED" or ["ASSURED", "!SEEN_REPLY"]), zone, orig_zone,
+        reply_zone, snat/dnat/any_nat (True or "IP[:PORT]"), labels, icmp_type/code/id, orig_vtag, ...
+        ``zero=True`` reads and zeroes the counters (``-L -z``). Streams: memory does not grow with the table.
+        """
+        if table == "expect":
+            raise ParameterError("use Conntrack.expectations() for the expectation table")
+        if table not in _TABLES:
+            raise ParameterError(f"unknown table {table!r}; one of conntrack, dying, unconfirmed")
+        cmd = build_command("-L", filters)
+        return self.dump_command(cmd, table=table, zero=zero, kernel_filter=kernel_filter)
+
+    def dump_command(self, cmd: Command, table: str = "conntrack", zero: bool = False,
+                     kernel_filter: bool = True) -> Dump:
+        """A Dump for a parsed Command (the CLI's path)."""
+        msg = _TABLES[table]
+        if zero and msg == DUMP_CONNTRACK:
+            msg = DUMP_ZERO
+        filt = Filter(cmd, kernel_filter) if msg in (DUMP_CONNTRACK, DUMP_ZERO) else Filter(cmd, False)
+        return Dump(self._fd(), msg, cmd.family, filt, kernel_filter)
+
+    def get(self, **tuple_fields: Any) -> Optional[Flow]:
+        """The entry with this original (or reply) tuple, like ``conntrack -G``; None if there is none.
+
+        Needs proto and both addresses of one direction: ``get(proto="tcp", src=..., dst=..., sport=.., dport=..)``.
+        """
+        from .errors import NfctNotFound
+        cmd = build_command("-G", tuple_fields)
+        try:
+            flows = query.get(self._fd(), Filter(cmd, False))
+        except NfctNotFound:
+            return None
+        return flows[0] if flows else None
+
+    def count(self) -> int:
+        """Number of entries in the table (``conntrack -C``)."""
+        n = query.count(self._fd())
+        if n is None:
+            raise ParameterError("the kernel did not report a count")
+        return n
+
+    def stats(self, expect: bool = False) -> List[Tuple[int, dict]]:
+        """Per-cpu counters (``conntrack -S``): [(cpu, {"found": .., "invalid": .., ...}), ...]."""
+        return query.stats(self._fd(), expect)
+
+    def expectations_text(self, family: int = 2, xml: bool = False, timestamp: bool = False) -> List[bytes]:
+        """The expectation table as conntrack prints it (``-L expect``)."""
+        return query.expectations(self._fd(), family, xml, timestamp)
