@@ -367,6 +367,120 @@ cdef size_t format_json(out_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsi
     return o.len
 
 
+# --- the common case of the default and extended forms, written without snprintf -------------------
+# Byte for byte what nfct_snprintf_labels() prints for plain TCP/UDP entries (see
+# __snprintf_conntrack_default in libnetfilter_conntrack); anything less common goes to the library.
+
+cdef inline void put_uint(out_t *o, uint64_t v) noexcept nogil:
+    cdef char tmp[24]
+    cdef int i = 23
+    tmp[23] = 0
+    if v == 0:
+        i -= 1
+        tmp[i] = b'0'
+    while v:
+        i -= 1
+        tmp[i] = <char>(48 + v % 10)
+        v //= 10
+    put(o, tmp + i)
+
+
+cdef inline void put_ip4(out_t *o, const uint8_t *a) noexcept nogil:
+    cdef int k
+    for k in range(4):
+        put_uint(o, a[k])
+        if k < 3:
+            put(o, ".")
+
+
+cdef bint fast_ok(const nf_conntrack *ct, const fmt_t *fmt) noexcept nogil:
+    cdef uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO)
+    cdef uint8_t l3 = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)
+    if fmt.out_type != NFCT_O_DEFAULT or (fmt.out_flags & NFCT_OF_TIMESTAMP):
+        return False
+    if (l4 != 6 and l4 != 17) or (l3 != AF_INET and l3 != AF_INET6):
+        return False
+    if l4 == 6 and nfct_attr_is_set(ct, ATTR_TCP_STATE) and nfct_get_attr_u8(ct, ATTR_TCP_STATE) > 8:
+        return False
+    if (nfct_attr_is_set(ct, ATTR_SECMARK) or nfct_attr_is_set(ct, ATTR_SECCTX)
+            or nfct_attr_is_set(ct, ATTR_ZONE) or nfct_attr_is_set(ct, ATTR_ORIG_ZONE)
+            or nfct_attr_is_set(ct, ATTR_REPL_ZONE) or nfct_attr_is_set(ct, ATTR_TIMESTAMP_START)
+            or nfct_attr_is_set(ct, ATTR_HELPER_NAME) or nfct_attr_is_set(ct, ATTR_SCTP_STATE)
+            or nfct_attr_is_set(ct, ATTR_DCCP_STATE)
+            or (fmt.labelmap != NULL and nfct_attr_is_set(ct, ATTR_CONNLABELS))):
+        return False
+    return True
+
+
+cdef void fast_tuple(out_t *o, const nf_conntrack *ct, int l3, bint reply) noexcept nogil:
+    cdef char tmp[48]
+    if l3 == AF_INET:
+        put(o, "src=")
+        put_ip4(o, <const uint8_t *>nfct_get_attr(ct, ATTR_REPL_IPV4_SRC if reply else ATTR_ORIG_IPV4_SRC))
+        put(o, " dst=")
+        put_ip4(o, <const uint8_t *>nfct_get_attr(ct, ATTR_REPL_IPV4_DST if reply else ATTR_ORIG_IPV4_DST))
+    else:
+        put(o, "src=")
+        put_addr(o, AF_INET6, nfct_get_attr(ct, ATTR_REPL_IPV6_SRC if reply else ATTR_ORIG_IPV6_SRC))
+        put(o, " dst=")
+        put_addr(o, AF_INET6, nfct_get_attr(ct, ATTR_REPL_IPV6_DST if reply else ATTR_ORIG_IPV6_DST))
+    put(o, " sport=")
+    put_uint(o, ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC if reply else ATTR_ORIG_PORT_SRC)))
+    put(o, " dport=")
+    put_uint(o, ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_DST if reply else ATTR_ORIG_PORT_DST)))
+    put(o, " ")
+    if (nfct_attr_is_set(ct, ATTR_REPL_COUNTER_PACKETS if reply else ATTR_ORIG_COUNTER_PACKETS)
+            and nfct_attr_is_set(ct, ATTR_REPL_COUNTER_BYTES if reply else ATTR_ORIG_COUNTER_BYTES)):
+        put(o, "packets=")
+        put_uint(o, nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_PACKETS if reply else ATTR_ORIG_COUNTER_PACKETS))
+        put(o, " bytes=")
+        put_uint(o, nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_BYTES if reply else ATTR_ORIG_COUNTER_BYTES))
+        put(o, " ")
+
+
+cdef size_t format_fast(out_t *o, const nf_conntrack *ct, const fmt_t *fmt) noexcept nogil:
+    cdef uint8_t l3 = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)
+    cdef uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO)
+    cdef uint32_t status = nfct_get_attr_u32(ct, ATTR_STATUS)
+    cdef bint has_status = nfct_attr_is_set(ct, ATTR_STATUS)
+    if fmt.out_flags & NFCT_OF_SHOW_LAYER3:
+        put(o, "ipv4     2 " if l3 == AF_INET else "ipv6     10 ")
+    put(o, "tcp      6 " if l4 == 6 else "udp      17 ")
+    if nfct_attr_is_set(ct, ATTR_TIMEOUT):
+        put_uint(o, nfct_get_attr_u32(ct, ATTR_TIMEOUT))
+        put(o, " ")
+    if nfct_attr_is_set(ct, ATTR_TCP_STATE):
+        put(o, tcp_states[nfct_get_attr_u8(ct, ATTR_TCP_STATE)])
+        put(o, " ")
+    fast_tuple(o, ct, l3, False)
+    if has_status and not (status & 2):
+        put(o, "[UNREPLIED] ")
+    fast_tuple(o, ct, l3, True)
+    if has_status:
+        if status & (1u << 15):
+            put(o, "[HW_OFFLOAD] ")
+        elif status & (1u << 14):
+            put(o, "[OFFLOAD] ")
+        elif status & 4:
+            put(o, "[ASSURED] ")
+    if nfct_attr_is_set(ct, ATTR_MARK):
+        put(o, "mark=")
+        put_uint(o, nfct_get_attr_u32(ct, ATTR_MARK))
+        put(o, " ")
+    if nfct_attr_is_set(ct, ATTR_USE):
+        put(o, "use=")
+        put_uint(o, nfct_get_attr_u32(ct, ATTR_USE))
+        put(o, " ")
+    if (fmt.out_flags & NFCT_OF_ID) and nfct_attr_is_set(ct, ATTR_ID):
+        put(o, "id=")
+        put_uint(o, nfct_get_attr_u32(ct, ATTR_ID))
+        put(o, " ")
+    if o.len:
+        o.len -= 1          # the last blank, as the library drops it
+        o.buf[o.len] = 0
+    return o.len
+
+
 cdef size_t format_ct(char *buf, size_t size, const nf_conntrack *ct, const fmt_t *fmt,
                       unsigned int msg_type) noexcept nogil:
     cdef out_t o
@@ -379,6 +493,8 @@ cdef size_t format_ct(char *buf, size_t size, const nf_conntrack *ct, const fmt_
         return format_save(&o, ct, msg_type)
     if fmt.json:
         return format_json(&o, ct, fmt, msg_type)
+    if msg_type == NFCT_T_UNKNOWN and fast_ok(ct, fmt):
+        return format_fast(&o, ct, fmt)
     n = nfct_snprintf_labels(buf, size, ct, msg_type, fmt.out_type, fmt.out_flags, fmt.labelmap)
     if n < 0:
         buf[0] = 0

@@ -4,15 +4,38 @@
 >>> with pynfct.Conntrack() as ct:
 ...     print(ct.count())
 """
+from typing import Any
+
 __version__ = "0.1.0"
 
-from _nfct.flow import Flow, Tuple  # noqa: E402
-from _nfct.format import LabelMap  # noqa: E402
+# Names are loaded on first use: the extension modules import pynfct.errors and friends, and the
+# CLI should not pay for what it does not use.
+_EXPORTS = {
+    "Conntrack": ("pynfct.conntrack", "Conntrack"),
+    "Flow": ("_nfct.flow", "Flow"),
+    "Tuple": ("_nfct.flow", "Tuple"),
+    "LabelMap": ("_nfct.format", "LabelMap"),
+    "Status": ("pynfct.status", "Status"),
+    "NfctError": ("pynfct.errors", "NfctError"),
+    "NfctPermissionError": ("pynfct.errors", "NfctPermissionError"),
+    "NfctNotFound": ("pynfct.errors", "NfctNotFound"),
+    "NfctExists": ("pynfct.errors", "NfctExists"),
+    "NfctNotSupported": ("pynfct.errors", "NfctNotSupported"),
+    "ParameterError": ("pynfct.errors", "ParameterError"),
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
-from .conntrack import Conntrack  # noqa: E402
-from .errors import (NfctError, NfctExists, NfctNotFound, NfctNotSupported,  # noqa: E402
-                     NfctPermissionError, ParameterError)
-from .status import Status  # noqa: E402
 
-__all__ = ["Conntrack", "Flow", "Tuple", "Status", "LabelMap", "NfctError", "NfctPermissionError",
-           "NfctNotFound", "NfctExists", "NfctNotSupported", "ParameterError", "__version__"]
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'pynfct' has no attribute {name!r}") from None
+    import importlib
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return __all__

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything pynfct needs on Debian 12 (as root) and build it into .venv in this checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    conntrack nftables iproute2 iputils-ping kmod \
+    libnetfilter-conntrack-dev libmnl-dev pkg-config gcc libc6-dev python3-dev python3-venv >/dev/null
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# Editable: the extension is built in place, so bin/pynfct and tests run against the same build.
+.venv/bin/pip install -q -e '.[test,bench]'
+echo "pynfct installed: $(.venv/bin/pynfct -V)"
