@@ -1,0 +1,19 @@
+from typing import Iterator, Optional
+
+from _nfct.filter import Filter
+from _nfct.flow import Flow
+from _nfct.format import Format
+
+DUMP_CONNTRACK: int
+DUMP_ZERO: int
+DUMP_DYING: int
+DUMP_UNCONFIRMED: int
+
+class Dump(Iterator[Flow]):
+    count: int
+    def __init__(self, nsfd: int, msg_type: int = ..., family: int = ..., filt: Optional[Filter] = ...,
+                 kernel_filter: bool = ...) -> None: ...
+    def to_fd(self, fd: int, fmt: Format) -> int: ...
+    def __iter__(self) -> "Dump": ...
+    def __next__(self) -> Flow: ...
+    def close(self) -> None: ...

@@ -1,0 +1,16 @@
+from typing import Optional, Union
+import os
+
+from _nfct.flow import Flow
+
+class LabelMap:
+    def __init__(self, path: Union[None, str, os.PathLike] = ...) -> None: ...
+    def name(self, bit: int) -> Optional[str]: ...
+    def bit(self, name: str) -> int: ...
+
+class Format:
+    header: bytes
+    footer: bytes
+    def __init__(self, output: int = ..., labelmap: Optional[LabelMap] = ..., show_labels: bool = ...,
+                 root: bytes = ...) -> None: ...
+    def format(self, flow: Flow, msg_type: int = ...) -> str: ...
