@@ -209,7 +209,7 @@ cdef class Dump:
         self.sock = NfctSocket(nsfd)
         nlh = self.sock.put_header(req, NFNL_SUBSYS_CTNETLINK, msg_type, NLM_F_DUMP, family)
         if filt is not None and kernel_filter and msg_type in (DUMP_CONNTRACK, DUMP_ZERO):
-            filt.put_dump_filter(nlh)
+            filt.put_dump_filter(nlh, family)
         self.seq = nlh.nlmsg_seq
         if mnl_socket_sendto(self.sock.mnl, nlh, nlh.nlmsg_len) < 0:
             raise from_errno(errno, "dump request")

@@ -30,6 +30,8 @@ cdef class Filter:
     cdef nf_conntrack *exptuple
     cdef readonly int family
     cdef readonly object command
-    cdef bint kernel_tuple       # add a CTA_FILTER to dumps
+    cdef public bint kernel_tuple  # add a CTA_FILTER to dumps
 
-    cdef int put_dump_filter(self, nlmsghdr *nlh) except -1
+    cdef unsigned int tuple_flags(self, int family, bint reply) noexcept
+    cdef int put_dump_filter(self, nlmsghdr *nlh, int family) except -1
+    cdef int put_tuple(self, nlmsghdr *nlh, int type, unsigned int flags, bint reply) except -1

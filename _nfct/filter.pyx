@@ -30,7 +30,16 @@ cdef enum:
 cdef unsigned int O_ORIG_SRC = Opt.ORIG_SRC, O_ORIG_DST = Opt.ORIG_DST
 cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
 cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
-cdef unsigned int O_MARK = Opt.MARK, O_COMPARISON = CT_COMPARISON
+cdef unsigned int O_MARK = Opt.MARK, O_COMPARISON = CT_COMPARISON, O_ZONE = Opt.ZONE
+
+# CTA_FILTER_F_* of the kernel's nf_internals.h (not in the UAPI headers).
+cdef enum:
+    CTA_FILTER_F_CTA_IP_SRC = 1 << 0
+    CTA_FILTER_F_CTA_IP_DST = 1 << 1
+    CTA_FILTER_F_CTA_TUPLE_ZONE = 1 << 2
+    CTA_FILTER_F_CTA_PROTO_NUM = 1 << 3
+    CTA_FILTER_F_CTA_PROTO_SRC_PORT = 1 << 4
+    CTA_FILTER_F_CTA_PROTO_DST_PORT = 1 << 5
 
 cdef int famdir2attr[2][2]
 famdir2attr[0][0] = ATTR_ORIG_IPV4_SRC
@@ -227,20 +236,99 @@ cdef class Filter:
         if self.exptuple != NULL:
             nfct_destroy(self.exptuple)
 
-    cdef int put_dump_filter(self, nlmsghdr *nlh) except -1:
-        """Add what the kernel can filter on to a dump request (see conntrack's CT_LIST)."""
+    cdef unsigned int tuple_flags(self, int family, bint reply) noexcept:
+        """CTA_FILTER flags the kernel can safely apply for one direction of this template.
+
+        Only exact fields whose kernel match keeps every entry conntrack would keep: IPv4 addresses
+        (IPv6 address filters are inverted in Linux 5.8 to 6.18 at least), the protocol, and TCP/UDP
+        ports. ICMP fields, CIDR matches and everything else stay in userspace.
+        """
+        cdef unsigned int flags = 0
+        cdef uint8_t proto = nfct_get_attr_u8(self.ct, ATTR_ORIG_L4PROTO)
+        if family != AF_INET and family != AF_INET6:
+            return 0
+        if family == AF_INET:
+            if nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_SRC if reply else ATTR_ORIG_IPV4_SRC):
+                flags |= CTA_FILTER_F_CTA_IP_SRC
+            if nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_DST if reply else ATTR_ORIG_IPV4_DST):
+                flags |= CTA_FILTER_F_CTA_IP_DST
+        if nfct_attr_is_set(self.ct, ATTR_ORIG_L4PROTO):
+            if not reply:
+                flags |= CTA_FILTER_F_CTA_PROTO_NUM
+            if proto == 6 or proto == 17:
+                if nfct_attr_is_set(self.ct, ATTR_REPL_PORT_SRC if reply else ATTR_ORIG_PORT_SRC):
+                    flags |= CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_SRC_PORT
+                if nfct_attr_is_set(self.ct, ATTR_REPL_PORT_DST if reply else ATTR_ORIG_PORT_DST):
+                    flags |= CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT
+        return flags
+
+    @property
+    def split_families(self):
+        """True when the kernel could filter each family but not both in one request."""
+        return (self.kernel_tuple and self.family == 0
+                and (self.tuple_flags(AF_INET, False) | self.tuple_flags(AF_INET, True)) != 0)
+
+    cdef int put_dump_filter(self, nlmsghdr *nlh, int family) except -1:
+        """Add what the kernel can filter on to a dump request of `family`.
+
+        Mark, status and family go as conntrack sends them; with kernel_tuple, exact tuple fields go
+        in a CTA_FILTER (Linux 5.8+) and a nonzero -w in CTA_ZONE.
+        """
         cdef nfct_filter_dump *fd = nfct_filter_dump_create()
         cdef nfct_filter_dump_mark m
+        cdef unsigned int oflags, rflags
         if fd == NULL:
             raise MemoryError()
         tmpl = self.command.tmpl
         if tmpl.filter_mark_kernel is not None:
             m.val, m.mask = tmpl.filter_mark_kernel
             nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m)
-        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, self.family)
+        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, family)
         if tmpl.filter_status_kernel is not None:
             m.val, m.mask = tmpl.filter_status_kernel
             nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_STATUS, &m)
         nfct_nlmsg_build_filter(nlh, fd)
         nfct_filter_dump_destroy(fd)
+        if not self.kernel_tuple:
+            return 0
+        if (self.f.options & O_ZONE) and nfct_get_attr_u16(self.ct, ATTR_ZONE) != 0:
+            # Only nonzero: the kernel's zone 0 misses entries zoned in one direction only.
+            mnl_attr_put_u16(nlh, CTA_ZONE, htons(nfct_get_attr_u16(self.ct, ATTR_ZONE)))
+        oflags = self.tuple_flags(family, False)
+        rflags = self.tuple_flags(family, True)
+        if oflags == 0 and rflags == 0:
+            return 0
+        if oflags:
+            self.put_tuple(nlh, CTA_TUPLE_ORIG, oflags, False)
+        if rflags:
+            self.put_tuple(nlh, CTA_TUPLE_REPLY, rflags, True)
+        nest = mnl_attr_nest_start(nlh, CTA_FILTER)
+        mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, oflags)     # host byte order, as the kernel reads it
+        mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, rflags)
+        mnl_attr_nest_end(nlh, nest)
+        return 0
+
+    cdef int put_tuple(self, nlmsghdr *nlh, int type, unsigned int flags, bint reply) except -1:
+        cdef nlattr *tuple_nest = mnl_attr_nest_start(nlh, type)
+        cdef nlattr *nest
+        if flags & (CTA_FILTER_F_CTA_IP_SRC | CTA_FILTER_F_CTA_IP_DST):
+            nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP)
+            if flags & CTA_FILTER_F_CTA_IP_SRC:
+                mnl_attr_put(nlh, CTA_IP_V4_SRC, 4,
+                             nfct_get_attr(self.ct, ATTR_REPL_IPV4_SRC if reply else ATTR_ORIG_IPV4_SRC))
+            if flags & CTA_FILTER_F_CTA_IP_DST:
+                mnl_attr_put(nlh, CTA_IP_V4_DST, 4,
+                             nfct_get_attr(self.ct, ATTR_REPL_IPV4_DST if reply else ATTR_ORIG_IPV4_DST))
+            mnl_attr_nest_end(nlh, nest)
+        if flags & CTA_FILTER_F_CTA_PROTO_NUM:
+            nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO)
+            mnl_attr_put_u8(nlh, CTA_PROTO_NUM, nfct_get_attr_u8(self.ct, ATTR_ORIG_L4PROTO))
+            if flags & CTA_FILTER_F_CTA_PROTO_SRC_PORT:
+                mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT,
+                                 nfct_get_attr_u16(self.ct, ATTR_REPL_PORT_SRC if reply else ATTR_ORIG_PORT_SRC))
+            if flags & CTA_FILTER_F_CTA_PROTO_DST_PORT:
+                mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT,
+                                 nfct_get_attr_u16(self.ct, ATTR_REPL_PORT_DST if reply else ATTR_ORIG_PORT_DST))
+            mnl_attr_nest_end(nlh, nest)
+        mnl_attr_nest_end(nlh, tuple_nest)
         return 0

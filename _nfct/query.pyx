@@ -77,6 +77,8 @@ def format_flows(list flows, Format fmt not None, unsigned int msg_type=NFCT_T_U
     cdef char buf[ENTRY_MAX]
     cdef size_t n
     lines = []
+    if fmt.f.save and msg_type == NFCT_T_UNKNOWN:
+        msg_type = NFCT_T_NEW     # as the dump path: saved entries are -A lines
     for f in flows:
         n = format_ct(buf, ENTRY_MAX, (<Flow>f).ct, &fmt.f, msg_type)
         lines.append(buf[:n] + b"\n")

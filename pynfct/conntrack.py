@@ -8,6 +8,7 @@ from _nfct import query
 from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
 from _nfct.filter import Filter
 from _nfct.flow import Flow
+from _nfct.format import Format
 from _nfct.socket import enter_netns
 
 from .errors import ParameterError
@@ -31,6 +32,64 @@ _FILTER_OPTIONS = {
 }
 _OPTIONAL_ARG = {"snat", "dnat", "any_nat"}
 _TABLES = {"conntrack": DUMP_CONNTRACK, "dying": DUMP_DYING, "unconfirmed": DUMP_UNCONFIRMED}
+
+
+AF_INET, AF_INET6 = 2, 10
+
+
+def iter_flows(nsfd: int, msg: int, family: int, filt: Filter) -> Iterator[Flow]:
+    """Flows of one dump, filtered in the kernel as far as it can without changing conntrack's order.
+
+    The kernel filters tuples only within one family. For a filter on both families, one filtered
+    dump per family runs at once; when only one family has matches, its dump alone is the answer in
+    the kernel's order. When both do, the order of a single dump cannot be rebuilt from the two, so
+    one unfiltered dump is read and filtered here instead.
+    """
+    if not filt.split_families:
+        yield from Dump(nsfd, msg, family, filt, True)
+        return
+    d6 = Dump(nsfd, msg, AF_INET6, filt, True)
+    d4 = Dump(nsfd, msg, AF_INET, filt, True)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        yield from d4
+        return
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        yield first6
+        yield from d6
+        return
+    d6.close()
+    filt.kernel_tuple = False
+    yield from Dump(nsfd, msg, family, filt, True)
+
+
+def write_flows(nsfd: int, msg: int, family: int, filt: Filter, fd: int, fmt: "Format") -> int:
+    """Write one dump as text to fd (the CLI's -L); returns the number of entries written."""
+    from _nfct.query import format_flows
+    if not filt.split_families:
+        return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
+    d6 = Dump(nsfd, msg, AF_INET6, filt, True)
+    d4 = Dump(nsfd, msg, AF_INET, filt, True)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        return d4.to_fd(fd, fmt)
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        flows = [first6]
+        flows.extend(d6)
+        data = fmt.header + format_flows(flows, fmt) + fmt.footer
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return len(flows)
+    d6.close()
+    filt.kernel_tuple = False
+    return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
 
 
 def filter_argv(command: str, filters: Mapping[str, Any]) -> List[str]:
@@ -120,13 +179,13 @@ class Conntrack:
         return self.dump_command(cmd, table=table, zero=zero, kernel_filter=kernel_filter)
 
     def dump_command(self, cmd: Command, table: str = "conntrack", zero: bool = False,
-                     kernel_filter: bool = True) -> Dump:
+                     kernel_filter: bool = True) -> Iterator[Flow]:
         """A Dump for a parsed Command (the CLI's path)."""
         msg = _TABLES[table]
         if zero and msg == DUMP_CONNTRACK:
             msg = DUMP_ZERO
-        filt = Filter(cmd, kernel_filter) if msg in (DUMP_CONNTRACK, DUMP_ZERO) else Filter(cmd, False)
-        return Dump(self._fd(), msg, cmd.family, filt, kernel_filter)
+        filt = Filter(cmd, kernel_filter and msg in (DUMP_CONNTRACK, DUMP_ZERO))
+        return iter_flows(self._fd(), msg, cmd.family, filt)
 
     def get(self, **tuple_fields: Any) -> Optional[Flow]:
         """The entry with this original (or reply) tuple, like ``conntrack -G``; None if there is none.

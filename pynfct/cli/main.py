@@ -72,9 +72,10 @@ def _labelmap(cmd: Command):
 
 
 def _list(cmd: Command) -> int:
-    from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
+    from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
     from _nfct.filter import Filter
     from _nfct.format import Format
+    from ..conntrack import write_flows
 
     if cmd.table in (Table.DYING, Table.UNCONFIRMED):
         msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
@@ -86,8 +87,7 @@ def _list(cmd: Command) -> int:
         filt = Filter(cmd, True)
     labelmap = _labelmap(cmd) if cmd.output & Out.CL else None
     fmt = Format(cmd.output, labelmap)
-    dump = Dump(-1, msg, cmd.family, filt, True)
-    return dump.to_fd(1, fmt)
+    return write_flows(-1, msg, cmd.family, filt, 1, fmt)
 
 
 def _get(cmd: Command) -> int:
