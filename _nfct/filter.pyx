@@ -191,7 +191,7 @@ cdef class Filter:
         if self.ct == NULL or self.mask == NULL or self.exptuple == NULL:
             raise MemoryError()
 
-    def __init__(self, command, bint kernel_tuple=True):
+    def __init__(self, command, bint kernel_tuple=True, bint prepare_networks=True):
         cdef int d
         cdef const uint32_t *address
         cdef const uint32_t *netmask
@@ -207,6 +207,11 @@ cdef class Filter:
         self.f.obj = self.ct
         self.f.mark_value, self.f.mark_mask = tmpl.mark
         self.f.label = bitmask_of(tmpl.label)
+        if not prepare_networks:
+            # conntrack skips nfct_filter_init() for the dying and unconfirmed lists: no network is
+            # prepared and the filter family stays 0, so a --mask-src/--mask-dst keeps nothing there.
+            self.f.family = 0
+            return
         # nfct_filter_init(): turn --mask-src/--mask-dst into networks and drop the exact address.
         for d, opt, need, name in ((DIR_SRC, O_MASK_SRC, O_ORIG_SRC, "src"),
                                    (DIR_DST, O_MASK_DST, O_ORIG_DST, "dst")):

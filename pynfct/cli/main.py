@@ -71,6 +71,14 @@ def _labelmap(cmd: Command):
         return None
 
 
+def _labelmap_for(cmd: Command):
+    # conntrack loads the label map for -o labels and for any label option, and prints label names
+    # whenever it has the map.
+    if cmd.output & Out.CL or cmd.options & (Opt.LABEL | Opt.ADD_LABEL | Opt.DEL_LABEL):
+        return _labelmap(cmd)
+    return None
+
+
 def _list(cmd: Command) -> int:
     from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
     from _nfct.filter import Filter
@@ -79,14 +87,13 @@ def _list(cmd: Command) -> int:
 
     if cmd.table in (Table.DYING, Table.UNCONFIRMED):
         msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
-        filt = Filter(cmd, False)
+        filt = Filter(cmd, False, False)
     else:
         if cmd.options & CT_COMPARISON and cmd.options & Opt.ZERO:
             raise Failure("Can't use -z with filtering parameters", PARAMETER_PROBLEM)
         msg = DUMP_ZERO if cmd.options & Opt.ZERO else DUMP_CONNTRACK
         filt = Filter(cmd, True)
-    labelmap = _labelmap(cmd) if cmd.output & Out.CL else None
-    fmt = Format(cmd.output, labelmap)
+    fmt = Format(cmd.output, _labelmap_for(cmd))
     return write_flows(-1, msg, cmd.family, filt, 1, fmt)
 
 
@@ -96,10 +103,10 @@ def _get(cmd: Command) -> int:
     from _nfct.format import Format
     filt = Filter(cmd, False)
     flows = query.get(-1, filt)
-    labelmap = _labelmap(cmd) if cmd.output & Out.CL else None
-    fmt = Format(cmd.output, labelmap)
+    fmt = Format(cmd.output, _labelmap_for(cmd))
     if flows:
-        _out(fmt.header + query.format_flows(flows, fmt) + fmt.footer)
+        # conntrack closes the <conntrack> element only after a listing, not after -G.
+        _out(fmt.header + query.format_flows(flows, fmt))
     return len(flows)
 
 
@@ -178,6 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .errors import UsageError, format_error
     from .parse import parse
     argv = sys.argv[1:] if argv is None else argv
+    cmd: Optional[Command] = None
     try:
         sys.stdout.flush()
         cmd = parse(argv)
@@ -192,7 +200,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _err(format_error(PREFIX, PROG, e.message, e.status))
         return e.status
     except NfctError as e:
-        cmd_bits = int(locals().get("cmd").command) if locals().get("cmd") is not None else 0
+        cmd_bits = int(cmd.command) if cmd is not None else 0
         _err(format_error(PREFIX, PROG, "Operation failed: " + err2str(e.errno, cmd_bits), OTHER_PROBLEM))
         return OTHER_PROBLEM
     except BrokenPipeError:
