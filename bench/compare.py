@@ -91,7 +91,16 @@ def machine_facts() -> Dict[str, str]:
         ct_version = subprocess.run(["conntrack", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
         ct_version = "conntrack not found"
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "pynfct", "_nfct"],
+                               capture_output=True, text=True).stdout.strip()
+        commit = head + (" + uncommitted changes in pynfct/ or _nfct/" if dirty else "")
+    except OSError:
+        commit = "?"
     return {
+        "commit": commit,
         "nproc": str(len(os.sched_getaffinity(0))),
         "kernel": platform.release(),
         "cpu": cpu,
@@ -583,7 +592,8 @@ def report(rows: List[Row], facts: Dict[str, str], args, info: TableInfo, table_
     ct_list = best(list_row.ct)
     out = []
     out.append(f"Machine: nproc={facts['nproc']}, kernel {facts['kernel']}, CPU {facts['cpu']}, "
-               f"memory {facts['memory']}; {facts['conntrack']}; Python {facts['python']}")
+               f"memory {facts['memory']}; {facts['conntrack']}; Python {facts['python']}; "
+               f"pynfct at {facts['commit']}")
     out.append(f"Table: N={args.entries} requested, {table_count} in the table; best of {args.rounds} "
                f"round(s); pynfct command: `{shlex.join(pynfct)}`")
     out.append(f"Fill: generating the -I lines {fill[0]:.1f}s, `conntrack -R` {fill[1]:.1f}s "
