@@ -170,8 +170,8 @@ def test_fill_synthetic_tcp_states(synthetic):
     states = Counter(l.split()[3] for l in lines)
     assert states == Counter(e.state for e in fill.where(proto="tcp"))
     for st in ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
-               "CLOSE", "SYN_SENT2"):
-        assert states[st] >= 1, st
+               "CLOSE"):
+        assert states[st] >= 1, st                    # (SYN_SENT2 and NONE are optional entries)
     sctp = Counter(l.split()[3] for l in _lines(ns.conntrack("-L", "-p", "sctp", check=True)))
     assert sctp == Counter(e.state for e in fill.where(proto="sctp"))
 
