@@ -18,3 +18,4 @@ cdef class Format:
     cdef fmt_t f
     cdef readonly bytes header   # written before the first entry (xml)
     cdef readonly bytes footer   # written after the last one, if the header was
+    cdef object labelmap_ref     # keeps the LabelMap (and its C map) alive

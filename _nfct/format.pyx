@@ -525,6 +525,7 @@ cdef class Format:
             self.header = b'<?xml version="1.0" encoding="utf-8"?>\n<' + root + b'>\n'
             self.footer = b'</' + root + b'>\n'
         if labelmap is not None:
+            self.labelmap_ref = labelmap
             self.f.labelmap = (<LabelMap>labelmap).map
 
     def format(self, Flow flow, unsigned int msg_type=NFCT_T_UNKNOWN):

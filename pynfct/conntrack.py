@@ -115,13 +115,17 @@ def filter_argv(command: str, filters: Mapping[str, Any]) -> List[str]:
     return argv
 
 
-def build_command(command: str, filters: Mapping[str, Any]) -> Command:
+def build_command(command: str, filters: Mapping[str, Any], labelmap: Optional[str] = None) -> Command:
     from .cli.errors import UsageError
     from .cli.parse import parse
     try:
-        return parse(filter_argv(command, filters))
+        return parse(filter_argv(command, filters), connlabel_conf=labelmap, warn=_ignore)
     except UsageError as e:
         raise ParameterError(e.message) from None
+
+
+def _ignore(message: str) -> None:
+    """The API has no stderr to talk to: parse warnings are dropped (errors still raise)."""
 
 
 class Conntrack:
@@ -129,14 +133,17 @@ class Conntrack:
 
     ``netns`` is None (the caller's namespace), a name under /run/netns, a path such as
     /proc/PID/ns/net, or an open file descriptor of a namespace. Needs CAP_NET_ADMIN there.
+    ``labelmap`` is the connlabel.conf that label names resolve with (default
+    /etc/xtables/connlabel.conf, as conntrack).
 
     >>> with Conntrack("blue") as ct:
     ...     for flow in ct.dump(proto="tcp", dport=443):
     ...         print(flow.orig.src, flow.state)
     """
 
-    def __init__(self, netns: NetNS = None) -> None:
+    def __init__(self, netns: NetNS = None, labelmap: Optional[str] = None) -> None:
         self._nsfd = enter_netns(netns)
+        self._labelmap = labelmap
         self._closed = False
 
     def close(self) -> None:
@@ -175,7 +182,7 @@ class Conntrack:
             raise ParameterError("use Conntrack.expectations() for the expectation table")
         if table not in _TABLES:
             raise ParameterError(f"unknown table {table!r}; one of conntrack, dying, unconfirmed")
-        cmd = build_command("-L", filters)
+        cmd = build_command("-L", filters, self._labelmap)
         return self.dump_command(cmd, table=table, zero=zero, kernel_filter=kernel_filter)
 
     def dump_command(self, cmd: Command, table: str = "conntrack", zero: bool = False,
@@ -193,7 +200,7 @@ class Conntrack:
         Needs proto and both addresses of one direction: ``get(proto="tcp", src=..., dst=..., sport=.., dport=..)``.
         """
         from .errors import NfctNotFound
-        cmd = build_command("-G", tuple_fields)
+        cmd = build_command("-G", tuple_fields, self._labelmap)
         try:
             flows = query.get(self._fd(), Filter(cmd, False))
         except NfctNotFound:

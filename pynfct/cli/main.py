@@ -1,44 +1,14 @@
 """pynfct's command line: conntrack 1.4.7's commands, options, output and exit codes."""
 from __future__ import annotations
 
-import errno as _errno
 import os
 import sys
 from typing import List, Optional
 
 from .. import __version__
 from ..errors import NfctError, ParameterError
-from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
-
-PROG = "pynfct"
-PREFIX = f"{PROG} v{__version__} (conntrack-tools compatible)"
-
-OTHER_PROBLEM = 1
-PARAMETER_PROBLEM = 2
-
-ENOTSUPP = 524  # the kernel's internal "operation is not supported"
-
-# conntrack's err2str(): kinder words for errno values, per command.
-_ERR2STR = [
-    (Cmd.CT_LIST, ENOTSUPP, "function not implemented"),
-    (0xFFFF, _errno.EINVAL, "invalid parameters"),
-    (Cmd.CT_CREATE, _errno.EEXIST, "Such conntrack exists, try -U to update"),
-    (Cmd.CT_CREATE | Cmd.CT_GET | Cmd.CT_DELETE | Cmd.CT_ADD, _errno.ENOENT, "such conntrack doesn't exist"),
-    (Cmd.CT_CREATE | Cmd.CT_GET | Cmd.CT_ADD, _errno.ENOMEM, "not enough memory"),
-    (Cmd.CT_GET, _errno.EAFNOSUPPORT, "protocol not supported"),
-    (Cmd.CT_CREATE | Cmd.CT_ADD, _errno.ETIME, "conntrack has expired"),
-    (Cmd.EXP_CREATE, _errno.ENOENT, "master conntrack not found"),
-    (Cmd.EXP_CREATE, _errno.EINVAL, "invalid parameters"),
-    (~0, _errno.EPERM, "sorry, you must be root or get CAP_NET_ADMIN capability to do this"),
-]
-
-
-def err2str(err: int, command: int) -> str:
-    for act, e, message in _ERR2STR:
-        if (act & command) and e == err:
-            return message
-    return os.strerror(err)
-
+from ..template import Cmd, Command, Opt, Out, Table
+from .errors import OTHER_PROBLEM, PARAMETER_PROBLEM, PYNFCT_PREFIX as PREFIX, PYNFCT_PROG as PROG
 
 class Failure(Exception):
     """Ends the command with conntrack's "<prefix>: message" on stderr and an exit status."""
@@ -80,17 +50,17 @@ def _labelmap_for(cmd: Command):
 
 
 def _list(cmd: Command) -> int:
+    from .parse import precommand_check
     from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
     from _nfct.filter import Filter
     from _nfct.format import Format
     from ..conntrack import write_flows
 
+    precommand_check(cmd)
     if cmd.table in (Table.DYING, Table.UNCONFIRMED):
         msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
         filt = Filter(cmd, False, False)
     else:
-        if cmd.options & CT_COMPARISON and cmd.options & Opt.ZERO:
-            raise Failure("Can't use -z with filtering parameters", PARAMETER_PROBLEM)
         msg = DUMP_ZERO if cmd.options & Opt.ZERO else DUMP_CONNTRACK
         filt = Filter(cmd, True)
     fmt = Format(cmd.output, _labelmap_for(cmd))
@@ -148,8 +118,8 @@ def _expect_list(cmd: Command) -> int:
 
 def execute(cmd: Command) -> int:
     """Run one parsed command; returns conntrack's exit status."""
-    from .help import usage
-    from .parse import summary_line
+    from .help import help_text
+    from .summary import summary_failed, summary_line
 
     c = cmd.command
     counter = 0
@@ -168,22 +138,21 @@ def execute(cmd: Command) -> int:
         _out(b"%d\n" % len(query.expectations(-1, cmd.family)))
     elif c == Cmd.CT_VERSION:
         _out(f"{PROG} v{__version__} (conntrack-tools compatible)\n".encode())
-    elif c == Cmd.CT_HELP:
-        _out(usage(PROG, cmd).encode())
-    elif c == Cmd.NONE:
-        _out(usage(PROG, cmd).encode())
+    elif c in (Cmd.CT_HELP, Cmd.NONE):
+        _out(help_text(cmd, PROG, __version__).encode())
     else:
         raise Failure(f"{c.name} is not implemented yet in pynfct {__version__}", OTHER_PROBLEM)
 
-    line, failed = summary_line(cmd, counter)
+    line = summary_line(cmd, counter)
     if line:
-        _err(f"{PREFIX}: {line}")
-    return OTHER_PROBLEM if failed else 0
+        _err(f"{PREFIX}: {line}\n")
+    return OTHER_PROBLEM if summary_failed(cmd, counter) else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     from .errors import UsageError, format_error
     from .parse import parse
+    from .summary import operation_failed
     argv = sys.argv[1:] if argv is None else argv
     cmd: Optional[Command] = None
     try:
@@ -191,17 +160,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         cmd = parse(argv)
         return execute(cmd)
     except UsageError as e:
-        _err(format_error(PREFIX, PROG, e.message, e.status))
+        _err(format_error(PREFIX, e.message, e.status, PROG))
         return e.status
     except ParameterError as e:
-        _err(format_error(PREFIX, PROG, str(e), PARAMETER_PROBLEM))
+        _err(format_error(PREFIX, str(e), PARAMETER_PROBLEM, PROG))
         return PARAMETER_PROBLEM
     except Failure as e:
-        _err(format_error(PREFIX, PROG, e.message, e.status))
+        _err(format_error(PREFIX, e.message, e.status, PROG))
         return e.status
     except NfctError as e:
         cmd_bits = int(cmd.command) if cmd is not None else 0
-        _err(format_error(PREFIX, PROG, "Operation failed: " + err2str(e.errno, cmd_bits), OTHER_PROBLEM))
+        _err(format_error(PREFIX, operation_failed(e.errno, cmd_bits), OTHER_PROBLEM, PROG))
         return OTHER_PROBLEM
     except BrokenPipeError:
         # The reader went away (`pynfct -L | head`): stop quietly, as a killed-by-SIGPIPE conntrack does.

@@ -4,6 +4,8 @@ The tables are filled once per module (tests/fill.py): a static synthetic table 
 protocol, state, NAT, zone, mark and label case, and a table with real loopback traffic (counters,
 timestamps). Only the timeout column may differ, by the seconds that pass between the two reads.
 """
+import re
+
 import pytest
 
 from differential import assert_same, run_both
@@ -122,7 +124,7 @@ def test_zero_counters(netns):
     assert ct.returncode == 2  # conntrack: "Can't use -z with filtering parameters"
     assert_same(ct, py)
     before = run(netns, ["conntrack", "-L"])
-    assert b"packets=" in before.stdout and b"packets=0 bytes=0" not in before.stdout
+    assert re.search(rb"packets=[1-9]", before.stdout), "the traffic must have counted something"
     py = run(netns, [*pynfct_argv(), "-L", "-z"], env=_pynfct_env())
     assert_same(before, py)
     after = netns.run(["conntrack", "-L"]).stdout
