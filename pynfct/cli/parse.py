@@ -16,7 +16,6 @@ State that conntrack keeps in globals across the lines of a ``-R`` file (the las
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import socket
@@ -166,10 +165,6 @@ class _State:
     deferred_labels: bool = False                 # 1.4.9 label handling (after --labelmap was seen)
     connlabel_conf: str = DEFAULT_CONNLABEL_CONF
     posixly_correct: Optional[bool] = None
-
-
-class _Restart(Exception):
-    """--labelmap seen while parsing the 1.4.7 way: start over with 1.4.9's deferred label lookup."""
 
 
 def _findproto(name: bytes) -> Tuple[Optional[O.ProtoHandler], int]:
@@ -743,8 +738,7 @@ class _Parser:
                 self.socketbuffersize = atol(optarg) & ((1 << 64) - 1)
                 self.options |= Opt.BUFFERSIZE
             elif ch == "M":
-                if not st.deferred_labels:
-                    raise _Restart()
+                st.deferred_labels = True
                 if st.labelmap_path is not None:
                     raise UsageError("option `--labelmap' can only be specified once")
                 st.labelmap_path = optarg
@@ -805,26 +799,29 @@ class _Parser:
         return cmd
 
 
-def _parse_one(argv: Sequence[Union[str, bytes]], state: _State, warn: Warn) -> CliCommand:
-    """do_parse() with 1.4.7 semantics, falling back to 1.4.9's when --labelmap is used.
+def _mentions_labelmap(argv: Sequence[bytes]) -> bool:
+    """Whether a word looks like conntrack 1.4.9's --labelmap option (or a unique abbreviation of it)."""
+    for word in argv[1:]:
+        if word == b"--":
+            break
+        if word.startswith(b"--"):
+            name = word[2:].split(b"=", 1)[0]
+            if len(name) >= 6 and b"labelmap".startswith(name):
+                return True
+    return False
 
-    Warnings are held back while parsing (a restart must not print them twice) and handed to ``warn``
-    before the command is returned or the UsageError propagates, so they come out in conntrack's order.
+
+def _parse_one(argv: Sequence[Union[str, bytes]], state: _State, warn: Warn) -> CliCommand:
+    """do_parse(): 1.4.7 semantics, or 1.4.9's when the command line uses --labelmap.
+
+    conntrack 1.4.7 resolves label names as it meets them (so "unknown label" comes before any later
+    error); 1.4.9 collects them and resolves them after the option loop with the map --labelmap names.
+    Warnings are handed to ``warn`` in order, before the command is returned or the error raised.
     """
-    buffered: List[str] = []
-    saved = copy.copy(state)
-    try:
-        try:
-            cmd = _Parser(argv, state, buffered.append).run()
-        except _Restart:
-            buffered.clear()
-            state.__dict__.update(saved.__dict__)
-            state.deferred_labels = True
-            cmd = _Parser(argv, state, buffered.append).run()
-    finally:
-        for msg in buffered:
-            warn(msg)
-    return cmd
+    argv = [os.fsencode(a) if isinstance(a, str) else bytes(a) for a in argv]
+    if _mentions_labelmap(argv):
+        state.deferred_labels = True
+    return _Parser(argv, state, warn).run()
 
 
 def _new_state(connlabel_conf: Optional[str], posixly_correct: Optional[bool]) -> _State:
