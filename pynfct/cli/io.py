@@ -1,0 +1,28 @@
+"""What every command's handler shares: writing stdout/stderr, and ending with conntrack's words."""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import OTHER_PROBLEM
+
+
+class Failure(Exception):
+    """Ends the command with conntrack's "<prefix>: message" on stderr and an exit status."""
+
+    def __init__(self, message: str, status: int = OTHER_PROBLEM):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def out(data: bytes) -> None:
+    if data:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view):]
+
+
+def err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()

@@ -1,0 +1,103 @@
+"""Handlers of the listing commands: -L (conntrack, dying, unconfirmed, expect), -G, -C, -S.
+
+Each takes the parsed Command and returns the counter conntrack's summary line reports.
+"""
+from __future__ import annotations
+
+from ..template import Cmd, Command, Opt, Out, Table
+from ..errors import NfctError
+from .io import Failure, err, out
+
+
+def _labelmap(cmd: Command):
+    from _nfct.format import LabelMap
+    try:
+        return LabelMap(cmd.labelmap_path)
+    except OSError:
+        # conntrack reports the failed map and goes on without names.
+        err("nfct_labelmap_new: No such file or directory\n")
+        return None
+
+
+def _labelmap_for(cmd: Command):
+    # conntrack loads the label map for -o labels and for any label option, and prints label names
+    # whenever it has the map.
+    if cmd.output & Out.CL or cmd.options & (Opt.LABEL | Opt.ADD_LABEL | Opt.DEL_LABEL):
+        return _labelmap(cmd)
+    return None
+
+
+def list_(cmd: Command) -> int:
+    from .parse import precommand_check
+    from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
+    from _nfct.filter import Filter
+    from _nfct.format import Format
+    from ..conntrack import write_flows
+
+    precommand_check(cmd)
+    if cmd.table in (Table.DYING, Table.UNCONFIRMED):
+        msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
+        filt = Filter(cmd, False, False)
+    else:
+        msg = DUMP_ZERO if cmd.options & Opt.ZERO else DUMP_CONNTRACK
+        filt = Filter(cmd, True)
+    fmt = Format(cmd.output, _labelmap_for(cmd))
+    return write_flows(-1, msg, cmd.family, filt, 1, fmt)
+
+
+def get(cmd: Command) -> int:
+    from _nfct import query
+    from _nfct.filter import Filter
+    from _nfct.format import Format
+    filt = Filter(cmd, False)
+    flows = query.get(-1, filt)
+    fmt = Format(cmd.output, _labelmap_for(cmd))
+    if flows:
+        # conntrack closes the <conntrack> element only after a listing, not after -G.
+        out(fmt.header + query.format_flows(flows, fmt))
+    return len(flows)
+
+
+def count(cmd: Command) -> int:
+    from _nfct import query
+    try:
+        n = query.count(-1)
+    except NfctError:
+        n = None
+    if n is None:
+        path = "/proc/sys/net/netfilter/nf_conntrack_count"
+        try:
+            with open(path) as f:
+                n = int(f.read().split()[0])
+        except OSError:
+            raise Failure(f"Can't open {path}")
+        except (ValueError, IndexError):
+            raise Failure(f"Can't read {path}")
+    out(b"%d\n" % n)
+    return 0
+
+
+def stats(cmd: Command) -> int:
+    expect = cmd.command == Cmd.EXP_STATS
+    from _nfct import query
+    rows = query.stats(-1, expect)
+    out("".join("cpu=%-4u\t%s\n" % (cpu, "".join(f"{k}={v} " for k, v in row.items()))
+                 for cpu, row in rows).encode())
+    return 0
+
+
+def expect_list(cmd: Command) -> int:
+    from _nfct import query
+    xml = bool(cmd.output & Out.XML)
+    lines = query.expectations(-1, cmd.family, xml, bool(cmd.output & Out.TMS))
+    if lines and xml:
+        out(b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n' + b"".join(lines) + b"</expect>\n")
+    else:
+        out(b"".join(lines))
+    return len(lines)
+
+
+def expect_count(cmd: Command) -> int:
+    from _nfct import query
+    out(b"%d\n" % len(query.expectations(-1, cmd.family)))
+    return 0
