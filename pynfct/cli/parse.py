@@ -163,6 +163,7 @@ class _State:
     labelmap: Optional[Dict[bytes, int]] = None   # static struct nfct_labelmap *labelmap
     labelmap_path: Optional[bytes] = None         # 1.4.9: static char *labelmap_path
     deferred_labels: bool = False                 # 1.4.9 label handling (after --labelmap was seen)
+    u8_called: bool = False                       # nfct_set_attr_u8() has been called (see -j)
     connlabel_conf: str = DEFAULT_CONNLABEL_CONF
     posixly_correct: Optional[bool] = None
 
@@ -274,10 +275,6 @@ def _set_attr(obj: Dict[Attr, object], attr: Attr, value) -> None:
     """nfct_set_attr_*(): store what the library would store for this attribute."""
     kind = ATTR_KIND[attr]
     if kind == "ip4":
-        if isinstance(value, int):
-            # nfct_set_attr_u8() on an IPv4 attribute (conntrack's -j): the library copies 4 bytes
-            # starting at the u8; the 3 bytes after it are whatever is on the stack -- taken as 0.
-            value = bytes([value & 0xFF, 0, 0, 0])
         value = bytes(value[:4])
     elif kind == "u8":
         value &= 0xFF
@@ -315,6 +312,12 @@ class _Parser:
         self._optional_index: Optional[int] = None
 
     # -- small helpers mirroring conntrack's -----------------------------------------------------
+
+    def _set(self, obj: Dict, attr: Attr, value) -> None:
+        """nfct_set_attr_u8/u16/u32/nfct_set_attr on a template object."""
+        _set_attr(obj, attr, value)
+        if ATTR_KIND[attr] == "u8":
+            self.state.u8_called = True
 
     def get_long_opt(self, val: int) -> str:
         for o in self.opts:
@@ -454,15 +457,30 @@ class _Parser:
 
     def set_addr_only(self, opt: str, obj: Dict, addr: bytes, family: int) -> None:
         if family == AF_INET:
-            _set_attr(obj, _OPT2FAMILY_ATTR[opt][0], addr)
+            self._set(obj, _OPT2FAMILY_ATTR[opt][0], addr)
         elif family == AF_INET6:
             attr = _OPT2FAMILY_ATTR[opt][1]
-            _set_attr(obj, attr, addr if ATTR_KIND[attr] == "ip6" else addr[:4])
+            self._set(obj, attr, addr if ATTR_KIND[attr] == "ip6" else addr[:4])
 
     def set_addr_opt(self, opt: str, obj: Dict, addr: bytes, family: int) -> None:
         self.options |= int(O.OPTION_BY_VAL[ord(opt)].opt)
         self.set_addr_only(opt, obj, addr, family)
-        _set_attr(obj, _OPT2L3ATTR[opt], family)
+        attr = _OPT2L3ATTR[opt]
+        if ATTR_KIND[attr] == "ip4":
+            # -j: conntrack's tables have no entry for 'j', so the "L3 protocol" goes to attribute 0
+            # (ORIG_IPV4_SRC) through nfct_set_attr_u8(), and the library copies 4 bytes from the u8's
+            # stack slot: the family, then what the slot held (measured on the Debian 1.4.7 build): the
+            # address just stored by nfct_set_attr_u32() if nfct_set_attr_u8() had been called before in
+            # the process, else bytes of a pointer left by the dynamic linker (7f 00 00); for IPv6
+            # always the latter.
+            if family == AF_INET and self.state.u8_called:
+                value = bytes([family]) + addr[1:4]
+            else:
+                value = bytes([family, 0x7F, 0, 0])
+            self._set(obj, attr, value)
+            self.state.u8_called = True
+        else:
+            self._set(obj, attr, family)
 
     def parse_addr_from_opt(self, opt: str, arg: bytes, obj: Dict, maskobj: Optional[Dict]) -> bytes:
         family, addr, mask = _parse_addr(arg)
@@ -492,7 +510,7 @@ class _Parser:
         ct = self.tmpl.ct
         self.set_addr_only(opt, ct, addr, self.family)
         if port is not None:
-            _set_attr(ct, Attr.SNAT_PORT if opt == "n" else Attr.DNAT_PORT, htons(atoi(port)))
+            self._set(ct, Attr.SNAT_PORT if opt == "n" else Attr.DNAT_PORT, htons(atoi(port)))
 
     # -- protocol extension --------------------------------------------------------------------------
 
@@ -510,25 +528,25 @@ class _Parser:
         kind = act.kind
         if kind in ("port", "key"):
             port = htons(atoi(optarg) if kind == "port" else strtoul(optarg, 0)[0])
-            _set_attr(obj, act.attr, port)
-            _set_attr(obj, act.l4attr, port if act.l4value == "port" else h.protonum)
+            self._set(obj, act.attr, port)
+            self._set(obj, act.l4attr, port if act.l4value == "port" else h.protonum)
         elif kind == "vtag":
-            _set_attr(obj, act.attr, htonl(atoi(optarg)))
+            self._set(obj, act.attr, htonl(atoi(optarg)))
         elif kind == "tcp_state":
             for i, name in enumerate(h.states):
                 if optarg == name.encode():
-                    _set_attr(obj, act.attr, i)
+                    self._set(obj, act.attr, i)
                     break
             else:
                 i = len(h.states)
             if optarg == b"LISTEN":
-                _set_attr(obj, act.attr, O.TCP_CONNTRACK_LISTEN)
+                self._set(obj, act.attr, O.TCP_CONNTRACK_LISTEN)
             elif i == len(h.states):
                 raise UsageError(f"unknown TCP state `{_dec(optarg)}'")
         elif kind in ("sctp_state", "dccp_state"):
             for i, name in enumerate(h.states):
                 if optarg == name.encode():
-                    _set_attr(obj, act.attr, i)
+                    self._set(obj, act.attr, i)
                     break
             else:
                 if kind == "sctp_state":
@@ -537,16 +555,16 @@ class _Parser:
         elif kind == "dccp_role":
             for word, value in O.DCCP_ROLES:
                 if strncasecmp_prefix(optarg, word, len(optarg)):
-                    _set_attr(obj, act.attr, value)
+                    self._set(obj, act.attr, value)
                     break
             else:
                 raise UsageError(f"Unknown DCCP role `{_dec(optarg)}'")
         elif kind in ("icmp_u8", "icmp_id"):
             v = atoi(optarg)
-            _set_attr(obj, act.attr, v if kind == "icmp_u8" else htons(v))
-            _set_attr(obj, Attr.ORIG_L4PROTO, h.protonum)
+            self._set(obj, act.attr, v if kind == "icmp_u8" else htons(v))
+            self._set(obj, Attr.ORIG_L4PROTO, h.protonum)
             if Attr.REPL_L3PROTO in obj:
-                _set_attr(obj, Attr.REPL_L4PROTO, h.protonum)
+                self._set(obj, Attr.REPL_L4PROTO, h.protonum)
         self.l4flags |= act.flag
 
     def generic_opt_check(self, local: int, num_opts: int, row: str, optflags, coupled) \
@@ -586,7 +604,7 @@ class _Parser:
             if ct.get(Attr.TCP_STATE, 0) >= O.TCP_CONNTRACK_TIME_WAIT:
                 flags |= O.IP_CT_TCP_FLAG_CLOSE_INIT
             for a in (Attr.TCP_FLAGS_ORIG, Attr.TCP_MASK_ORIG, Attr.TCP_FLAGS_REPL, Attr.TCP_MASK_REPL):
-                _set_attr(ct, a, flags)
+                self._set(ct, a, flags)
 
     # -- the main loop -------------------------------------------------------------------------------
 
@@ -666,16 +684,16 @@ class _Parser:
                 self.option_offset += 256
                 self.h_offset = self.option_offset
                 self.opts.extend(O.proto_longopts(h, self.option_offset))
-                _set_attr(tmpl.ct, Attr.ORIG_L4PROTO, self.protonum)
+                self._set(tmpl.ct, Attr.ORIG_L4PROTO, self.protonum)
             elif ch == "t":
                 self.options |= Opt.TIMEOUT
                 v = atol(optarg) & 0xFFFFFFFF
-                _set_attr(tmpl.ct, Attr.TIMEOUT, v)
+                self._set(tmpl.ct, Attr.TIMEOUT, v)
                 tmpl.exp[ATTR_EXP_TIMEOUT] = v
             elif ch == "u":
                 self.options |= Opt.STATUS
                 self.parse_parameter_mask(optarg)
-                _set_attr(tmpl.ct, Attr.STATUS, self.status)
+                self._set(tmpl.ct, Attr.STATUS, self.status)
                 if self.status_mask == 0:
                     self.status_mask = self.status
                 tmpl.mark = (self.status, tmpl.mark[1])
@@ -711,7 +729,7 @@ class _Parser:
                     # `--id' without '=': conntrack passes NULL to strtoul() and crashes
                     raise UsageError(f"option `{_dec(self.argv[g.optind - 1])}' requires an argument")
                 self.options |= int(spec.opt)
-                _set_attr(tmpl.ct, _OPT2ATTR[ch], strtoul(optarg, 0)[0])
+                self._set(tmpl.ct, _OPT2ATTR[ch], strtoul(optarg, 0)[0])
             elif ch == "m":
                 self.options |= Opt.MARK
                 value, end, _ = strtoul(optarg, 0)

@@ -326,7 +326,7 @@ _TOKENS = ["-L", "-I", "-D", "-U", "-G", "-F", "-E", "-C", "-S", "-A", "-V", "ex
 def test_random_command_lines_match_conntrack(real):
     rng = random.Random(1447)
     compared = 0
-    for _ in range(400):
+    for _ in range(250):
         args = [rng.choice(_TOKENS) for _ in range(rng.randint(1, 7))]
         status, err, cmds = ours(args, real)
         if cmds is not None:
@@ -334,7 +334,7 @@ def test_random_command_lines_match_conntrack(real):
         r = real.run(args)
         assert (r.returncode, r.stderr) == (status, err), f"conntrack {args!r}"
         compared += 1
-    assert compared > 100
+    assert compared > 60
 
 
 # -- help --------------------------------------------------------------------------------------------
@@ -440,6 +440,15 @@ def test_commands_and_tables(args, command, table):
     assert (c.command, c.table) == (command, table)
 
 
+@pytest.mark.parametrize("name,command", [("--create", Cmd.CT_CREATE), ("--add", Cmd.CT_ADD),
+                                          ("-I", Cmd.CT_CREATE), ("-A", Cmd.CT_ADD), ("--cr", Cmd.CT_CREATE)])
+def test_create_add_long_names(name, command):
+    c = parse([name, "-p", "udp", "-t", "1", "-s", "1.1.1.1", "-d", "2.2.2.2", "--sport", "1", "--dport", "2"])
+    assert c.command == command and c.tmpl.setup == "reply"
+    assert parse(["--get", "-p", "udp", "-s", "1.1.1.1", "-d", "2.2.2.2", "--sport", "1",
+                  "--dport", "2"]).command == Cmd.CT_GET
+
+
 def test_get_create_delete_expect():
     c = parse("-I expect -p tcp -s 1.1.1.1 -d 2.2.2.2 -t 30 --tuple-src 3.3.3.3 --tuple-dst 4.4.4.0/24 "
               "--mask-src 255.255.255.255 --mask-dst 255.255.255.0 --sport 1 --dport 21 "
@@ -491,7 +500,10 @@ def test_nat_options():
     assert t.ct[A.DNAT_IPV4] == t.ct[A.SNAT_IPV4] == IP("1.2.3.4")
     assert t.ct[A.DNAT_PORT] == t.ct[A.SNAT_PORT] == H16(80)
     # conntrack has no attribute table entry for -j: attribute 0 gets the address, then the family byte
-    assert t.ct[A.ORIG_IPV4_SRC] == bytes([2, 0, 0, 0])
+    # and three bytes of stack (see parse.py)
+    assert t.ct[A.ORIG_IPV4_SRC] == bytes([2, 0x7F, 0, 0]) and A.ORIG_L3PROTO not in t.ct
+    assert parse(["-L", "-p", "tcp", "-j", "9.8.7.6"]).tmpl.ct[A.ORIG_IPV4_SRC] == bytes([2, 8, 7, 6])
+    assert parse(["-L", "-p", "tcp", "-j", "::1"]).tmpl.ct[A.ORIG_IPV4_SRC] == bytes([10, 0x7F, 0, 0])
     c = parse(["-L", "-g", "[2001:db8::1]:443", "-n"])
     assert c.tmpl.ct[A.DNAT_IPV6] == IP6("2001:db8::1") and c.tmpl.ct[A.DNAT_PORT] == H16(443)
     assert c.options == Opt.DST_NAT | Opt.SRC_NAT and A.SNAT_IPV6 not in c.tmpl.ct
