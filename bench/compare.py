@@ -110,6 +110,16 @@ def machine_facts() -> Dict[str, str]:
     }
 
 
+def load_note(before: float, after: float) -> str:
+    """The 1-minute load average around the rounds: other work on the machine skews the times."""
+    cpus = len(os.sched_getaffinity(0))
+    text = f"Load average (1 min) before/after the rounds: {before:.2f} / {after:.2f} on {cpus} CPUs"
+    # This benchmark itself keeps about one CPU busy (pynfct's pipelined dump up to two).
+    if max(before, after) > cpus * 0.75 + 1:
+        text += " -- **the machine was busy with other work: times are inflated and noisy**"
+    return text + "."
+
+
 # --------------------------------------------------------------------------- namespace and sysctl
 
 def _pid_alive(pid: int) -> bool:
@@ -231,6 +241,7 @@ def generate_table(path: str, entries: int, seed: int = 1) -> TableInfo:
 
     Clients 10.0.0.0/8 (each address has 4 connections, from ports 40000..40003, which keeps the
     tuples distinct), servers in 172.16.0.0/20, tcp ESTABLISHED (mostly ASSURED) or udp.
+    Timeouts stay 6 digits wide for days, so outputs taken minutes apart have the same size.
     """
     rng = random.Random(seed)
     src_index = entries // 2 >> 2
@@ -258,7 +269,7 @@ def generate_table(path: str, entries: int, seed: int = 1) -> TableInfo:
                 dport = rng.choices(udp_ports, udp_w)[0]
                 extra = "-p udp"
                 counts["udp"] += 1
-            line = f"-I {extra} -s {src} -d {dst} --sport {sport} --dport {dport} -t {100000 + (i & 1023)}"
+            line = f"-I {extra} -s {src} -d {dst} --sport {sport} --dport {dport} -t {500000 + (i & 1023)}"
             if rng.random() < 0.1:
                 mark = rng.choice(MARKS)
                 line += f" -m {mark}"
@@ -693,7 +704,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log("counting output lines (also warms the caches) ...")
         run_counts(ns.name, rows, pynfct, args.python)
         log(f"timing {args.rounds} round(s) of {len(rows)} rows; pynfct = {shlex.join(pynfct)}")
+        load_before = os.getloadavg()[0]
         run_rounds(ns.name, rows, args.rounds, pynfct, args.python)
+        notes.append(load_note(load_before, os.getloadavg()[0]))
         text = report(rows, facts, args, info, table_count, (gen_s, load_s), pynfct, notes)
     finally:
         ns.close()
