@@ -23,11 +23,11 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..attrs import ATTR_KIND, Attr
-from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table, Template
+from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
 from . import options as O
 from ._libc import atoi, atol, htonl, htons, inet_aton, inet_pton6, strncasecmp_prefix, strtol, strtoul, \
     to_int32
-from .errors import OTHER_PROBLEM, PARAMETER_PROBLEM, UsageError
+from .errors import OTHER_PROBLEM, UsageError
 from .getopt import Getopt
 
 __all__ = ["CliCommand", "parse", "parse_file", "parse_args", "load_labelmap", "filter_init",
@@ -970,7 +970,10 @@ def parse_file(path_or_dash: Union[str, bytes], prog: str = "pynfct", *, stdin=N
             continue
         cmds.append(_parse_one(split_line(line, progb), state, warn))
     for cmd in cmds:
-        cmd.output = Out(state.output_mask)   # the global output_mask at execution time
+        # conntrack's output_mask and label map are globals: every command runs with the final ones
+        cmd.output = Out(state.output_mask)
+        if state.labelmap_path is not None:
+            cmd.labelmap_path = _dec(state.labelmap_path)
     for cmd in cmds:
         if not cmd.command & FILE_COMMANDS:
             text = next((t for c, t in _FILE_CMD_TEXT if cmd.command == c), "unknown")

@@ -40,6 +40,12 @@ LABELS = "# test map\n0 zero\n1\tweb\n2 db-master\n5 five\n0x1f   hex label  \n1
 LABELMAP = {"zero": 0, "web": 1, "db-master": 2, "five": 5, "hex label": 31}
 
 
+@pytest.fixture(autouse=True)
+def _gnu_getopt_order(monkeypatch):
+    """These tests expect GNU argument permutation (for us and for the conntrack we run)."""
+    monkeypatch.delenv("POSIXLY_CORRECT", raising=False)
+
+
 # -- the real conntrack in throwaway namespaces --------------------------------------------------------
 
 class RealConntrack:
