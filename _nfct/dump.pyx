@@ -19,11 +19,10 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
+from _nfct.sysapi cimport recv
 
 from pynfct.errors import from_errno
 
-cdef extern from "<sys/socket.h>" nogil:
-    ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 cdef enum:
     NSLOTS = 32

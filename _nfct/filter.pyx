@@ -12,14 +12,12 @@ from libc.string cimport memcpy, memset
 from _nfct.libnfct cimport *
 from _nfct.libmnl cimport *
 from _nfct.netlink cimport *
+from _nfct.sysapi cimport htons, htonl
 
 from pynfct.attrs import Attr, ATTR_KIND
 from pynfct.errors import ParameterError
 from pynfct.template import Opt, CT_COMPARISON
 
-cdef extern from "<arpa/inet.h>" nogil:
-    uint16_t htons(uint16_t)
-    uint32_t htonl(uint32_t)
 
 cdef enum:
     AF_INET = 2
@@ -28,6 +26,7 @@ cdef enum:
     DIR_DST = 1
 
 cdef unsigned int O_ORIG_SRC = Opt.ORIG_SRC, O_ORIG_DST = Opt.ORIG_DST
+cdef unsigned int O_REPL_SRC = Opt.REPL_SRC, O_REPL_DST = Opt.REPL_DST, O_PROTO = Opt.PROTO
 cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
 cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
 cdef unsigned int O_MARK = Opt.MARK, O_COMPARISON = CT_COMPARISON, O_ZONE = Opt.ZONE
@@ -250,14 +249,20 @@ cdef class Filter:
         """
         cdef unsigned int flags = 0
         cdef uint8_t proto = nfct_get_attr_u8(self.ct, ATTR_ORIG_L4PROTO)
+        cdef unsigned int opts = self.f.options
         if family != AF_INET and family != AF_INET6:
             return 0
+        # Only what nfct_cmp() compares, and only attributes an address option set on purpose:
+        # --any-nat also writes ORIG_IPV4_SRC as a side effect (conntrack's opt2family_attr has no
+        # row for -j), and without a comparison option nothing of the template is compared at all.
+        if not (opts & O_COMPARISON):
+            return 0
         if family == AF_INET:
-            if nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_SRC if reply else ATTR_ORIG_IPV4_SRC):
+            if opts & (O_REPL_SRC if reply else O_ORIG_SRC) and nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_SRC if reply else ATTR_ORIG_IPV4_SRC):
                 flags |= CTA_FILTER_F_CTA_IP_SRC
-            if nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_DST if reply else ATTR_ORIG_IPV4_DST):
+            if opts & (O_REPL_DST if reply else O_ORIG_DST) and nfct_attr_is_set(self.ct, ATTR_REPL_IPV4_DST if reply else ATTR_ORIG_IPV4_DST):
                 flags |= CTA_FILTER_F_CTA_IP_DST
-        if nfct_attr_is_set(self.ct, ATTR_ORIG_L4PROTO):
+        if opts & O_PROTO and nfct_attr_is_set(self.ct, ATTR_ORIG_L4PROTO):
             if not reply:
                 flags |= CTA_FILTER_F_CTA_PROTO_NUM
             if proto == 6 or proto == 17:

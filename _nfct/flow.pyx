@@ -3,11 +3,9 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from _nfct.libnfct cimport *
+from _nfct.sysapi cimport ntohs, ntohl, inet_ntop
+from _nfct.format cimport state_name
 
-cdef extern from "<arpa/inet.h>" nogil:
-    uint16_t ntohs(uint16_t)
-    uint32_t ntohl(uint32_t)
-    const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
 
 cdef enum:
     AF_INET = 2
@@ -15,13 +13,6 @@ cdef enum:
 
 _PROTO_NAMES = {6: "tcp", 17: "udp", 136: "udplite", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
                 47: "gre"}
-_TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
-               "TIME_WAIT", "CLOSE", "SYN_SENT2")
-_SCTP_STATES = ("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
-                "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT", "HEARTBEAT_ACKED")
-_DCCP_STATES = ("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
-                "IGNORE", "INVALID")
-
 cdef object _Status = None
 
 
@@ -113,17 +104,20 @@ cdef class Flow:
     def state(self):
         """TCP, SCTP or DCCP state name, as conntrack prints it; None for other protocols."""
         cdef uint8_t l4 = nfct_get_attr_u8(self.ct, ATTR_ORIG_L4PROTO)
-        cdef uint8_t s
-        if l4 == 6 and nfct_attr_is_set(self.ct, ATTR_TCP_STATE):
-            s = nfct_get_attr_u8(self.ct, ATTR_TCP_STATE)
-            return _TCP_STATES[s] if s < len(_TCP_STATES) else str(s)
-        if l4 == 132 and nfct_attr_is_set(self.ct, ATTR_SCTP_STATE):
-            s = nfct_get_attr_u8(self.ct, ATTR_SCTP_STATE)
-            return _SCTP_STATES[s] if s < len(_SCTP_STATES) else str(s)
-        if l4 == 33 and nfct_attr_is_set(self.ct, ATTR_DCCP_STATE):
-            s = nfct_get_attr_u8(self.ct, ATTR_DCCP_STATE)
-            return _DCCP_STATES[s] if s < len(_DCCP_STATES) else str(s)
-        return None
+        cdef nf_conntrack_attr a
+        cdef const char *name
+        if l4 == 6:
+            a = ATTR_TCP_STATE
+        elif l4 == 132:
+            a = ATTR_SCTP_STATE
+        elif l4 == 33:
+            a = ATTR_DCCP_STATE
+        else:
+            return None
+        if not nfct_attr_is_set(self.ct, a):
+            return None
+        name = state_name(l4, nfct_get_attr_u8(self.ct, a))
+        return name.decode() if name != NULL else str(nfct_get_attr_u8(self.ct, a))
 
     @property
     def status(self):

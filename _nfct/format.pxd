@@ -1,3 +1,5 @@
+from libc.stdint cimport uint8_t
+
 from _nfct.libnfct cimport nf_conntrack, nfct_labelmap
 
 
@@ -7,6 +9,9 @@ cdef struct fmt_t:
     bint save                  # -o save: conntrack's command-line form
     bint json                  # -o json: one object per line
     nfct_labelmap *labelmap    # label names for -o labels (NULL: not shown)
+
+
+cdef const char *state_name(uint8_t l4, uint8_t state) noexcept nogil
 
 
 # Format one entry into buf (at most size-1 bytes, always NUL-terminated); returns the length written.

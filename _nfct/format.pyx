@@ -12,13 +12,10 @@ from libc.string cimport memset
 
 from _nfct.libnfct cimport *
 from _nfct.flow cimport Flow
+from _nfct.sysapi cimport ntohs, ntohl, inet_ntop
 
 from pynfct.template import Out
 
-cdef extern from "<arpa/inet.h>" nogil:
-    uint16_t ntohs(uint16_t)
-    uint32_t ntohl(uint32_t)
-    const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
 
 cdef enum:
     AF_INET = 2
@@ -28,9 +25,11 @@ cdef enum:
 cdef const char *tcp_states[10]
 tcp_states[:] = [b"NONE", b"SYN_SENT", b"SYN_RECV", b"ESTABLISHED", b"FIN_WAIT", b"CLOSE_WAIT",
                  b"LAST_ACK", b"TIME_WAIT", b"CLOSE", b"SYN_SENT2"]
-cdef const char *sctp_states[8]
+# conntrack 1.4.7 knows the first 8 SCTP states; the kernel has two more.
+cdef const char *sctp_states[10]
 sctp_states[:] = [b"NONE", b"CLOSED", b"COOKIE_WAIT", b"COOKIE_ECHOED", b"ESTABLISHED",
-                  b"SHUTDOWN_SENT", b"SHUTDOWN_RECD", b"SHUTDOWN_ACK_SENT"]
+                  b"SHUTDOWN_SENT", b"SHUTDOWN_RECD", b"SHUTDOWN_ACK_SENT", b"HEARTBEAT_SENT",
+                  b"HEARTBEAT_ACKED"]
 cdef const char *dccp_states[10]
 dccp_states[:] = [b"NONE", b"REQUEST", b"RESPOND", b"PARTOPEN", b"OPEN", b"CLOSEREQ", b"CLOSING",
                   b"TIMEWAIT", b"IGNORE", b"INVALID"]
@@ -68,6 +67,17 @@ cdef inline void put_addr(out_t *o, int family, const void *addr) noexcept nogil
         put(o, "?")
     else:
         put(o, tmp)
+
+
+cdef const char *state_name(uint8_t l4, uint8_t state) noexcept nogil:
+    """The kernel's name of a TCP, SCTP or DCCP state; NULL for other protocols or unknown states."""
+    if l4 == 6 and state < 10:
+        return tcp_states[state]
+    if l4 == 132 and state < 10:
+        return sctp_states[state]
+    if l4 == 33 and state < 10:
+        return dccp_states[state]
+    return NULL
 
 
 cdef inline const char *mapped(const char **names, unsigned int n, unsigned int v) noexcept nogil:
@@ -310,7 +320,7 @@ cdef size_t format_json(out_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsi
     if l4 == 6 and nfct_attr_is_set(ct, ATTR_TCP_STATE):
         json_key_s(o, "state", mapped(tcp_states, 10, nfct_get_attr_u8(ct, ATTR_TCP_STATE)))
     elif l4 == 132 and nfct_attr_is_set(ct, ATTR_SCTP_STATE):
-        json_key_s(o, "state", mapped(sctp_states, 8, nfct_get_attr_u8(ct, ATTR_SCTP_STATE)))
+        json_key_s(o, "state", mapped(sctp_states, 10, nfct_get_attr_u8(ct, ATTR_SCTP_STATE)))
     elif l4 == 33 and nfct_attr_is_set(ct, ATTR_DCCP_STATE):
         json_key_s(o, "state", mapped(dccp_states, 10, nfct_get_attr_u8(ct, ATTR_DCCP_STATE)))
         if nfct_attr_is_set(ct, ATTR_DCCP_ROLE):

@@ -24,7 +24,3 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex)
     int pthread_cond_broadcast(pthread_cond_t *cond)
 
-
-cdef extern from "<sched.h>" nogil:
-    int setns(int fd, int nstype)
-    int CLONE_NEWNET

@@ -11,18 +11,10 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter_reject
 from _nfct.format cimport Format, format_ct
 from _nfct.flow cimport Flow
+from _nfct.sysapi cimport ntohs, ntohl, timeval, gettimeofday
 
 from pynfct.errors import from_errno
 
-cdef extern from "<arpa/inet.h>" nogil:
-    uint16_t ntohs(uint16_t)
-    uint32_t ntohl(uint32_t)
-
-cdef extern from "<sys/time.h>" nogil:
-    struct timeval:
-        long tv_sec
-        long tv_usec
-    int gettimeofday(timeval *tv, void *tz)
 
 cdef enum:
     REQ_SIZE = 8192

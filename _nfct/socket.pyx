@@ -7,7 +7,7 @@ from libc.stdlib cimport malloc, free
 
 from _nfct.libmnl cimport *
 from _nfct.netlink cimport *
-from _nfct.pthread cimport setns, CLONE_NEWNET
+from _nfct.sysapi cimport setns, CLONE_NEWNET
 
 from pynfct.errors import from_errno
 

@@ -105,7 +105,8 @@ def filter_argv(command: str, filters: Mapping[str, Any]) -> List[str]:
             continue
         opt = _FILTER_OPTIONS[key]
         if key in _OPTIONAL_ARG:
-            argv.append(opt if value is True else f"{opt}={value}")
+            # A separate word: conntrack ignores an optional argument given as --opt=value.
+            argv += [opt] if value is True else [opt, str(value)]
             continue
         if key == "mark" and isinstance(value, tuple):
             value = f"{value[0]}/{value[1]}"
