@@ -3,6 +3,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from _nfct.libnfct cimport *
+from _nfct.netlink cimport nlmsghdr
 from _nfct.sysapi cimport ntohs, ntohl, inet_ntop
 from _nfct.format cimport state_name
 
@@ -265,3 +266,20 @@ cdef class Tuple:
 
     def __repr__(self):
         return f"<Tuple {'reply' if self.reply else 'orig'} src={self.src} dst={self.dst} sport={self.sport} dport={self.dport}>"
+
+
+def parse_message(bytes data) -> Flow:
+    """A Flow from one raw ctnetlink message (nlmsghdr included), as the dump path parses it.
+
+    For tests that feed crafted bytes to the parser; a message whose length field does not fit the
+    buffer is refused.
+    """
+    cdef const nlmsghdr *nlh = <const nlmsghdr *><const char *>data
+    cdef nf_conntrack *ct
+    if len(data) < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len > len(data):
+        raise ValueError("not one whole netlink message")
+    ct = nfct_new()
+    if ct == NULL:
+        raise MemoryError()
+    nfct_nlmsg_parse(nlh, ct)
+    return Flow.adopt(ct)

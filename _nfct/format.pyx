@@ -412,6 +412,18 @@ cdef bint fast_ok(const nf_conntrack *ct, const fmt_t *fmt) noexcept nogil:
         return False
     if l4 == 6 and nfct_attr_is_set(ct, ATTR_TCP_STATE) and nfct_get_attr_u8(ct, ATTR_TCP_STATE) > 8:
         return False
+    # Every tuple field the fast path reads must be there (the library prints zeros for absent ones).
+    if l3 == AF_INET:
+        if not (nfct_attr_is_set(ct, ATTR_ORIG_IPV4_SRC) and nfct_attr_is_set(ct, ATTR_ORIG_IPV4_DST)
+                and nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) and nfct_attr_is_set(ct, ATTR_REPL_IPV4_DST)):
+            return False
+    elif not (nfct_attr_is_set(ct, ATTR_ORIG_IPV6_SRC) and nfct_attr_is_set(ct, ATTR_ORIG_IPV6_DST)
+              and nfct_attr_is_set(ct, ATTR_REPL_IPV6_SRC) and nfct_attr_is_set(ct, ATTR_REPL_IPV6_DST)):
+        return False
+    if not (nfct_attr_is_set(ct, ATTR_ORIG_PORT_SRC) and nfct_attr_is_set(ct, ATTR_ORIG_PORT_DST)
+            and nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) and nfct_attr_is_set(ct, ATTR_REPL_PORT_DST)
+            and nfct_attr_is_set(ct, ATTR_REPL_L3PROTO) and nfct_attr_is_set(ct, ATTR_REPL_L4PROTO)):
+        return False
     if (nfct_attr_is_set(ct, ATTR_SECMARK) or nfct_attr_is_set(ct, ATTR_SECCTX)
             or nfct_attr_is_set(ct, ATTR_ZONE) or nfct_attr_is_set(ct, ATTR_ORIG_ZONE)
             or nfct_attr_is_set(ct, ATTR_REPL_ZONE) or nfct_attr_is_set(ct, ATTR_TIMESTAMP_START)
