@@ -5,8 +5,9 @@ Fixtures that touch conntrack give every test a throwaway network namespace (see
 * ``netns``        -- function scope: a fresh, empty namespace.
 * ``synthetic_ns`` -- module scope: a namespace holding only :func:`fill.fill_synthetic`'s entries (a
                       static table: no traffic, no timestamps; ``.synthetic`` describes it).
-* ``filled_ns``    -- module scope: synthetic entries plus :func:`fill.fill_traffic`'s real traffic
-                      (``.synthetic`` and ``.traffic`` describe them).  Treat it as read-only.
+* ``filled_ns``    -- module scope: synthetic entries plus :func:`fill.fill_traffic`'s real traffic and
+                      :func:`fill.fill_nat`'s real NAT'd traffic (``.synthetic``, ``.traffic`` and ``.nat``
+                      describe them).  Treat it as read-only.
 * ``pynfct_cmd``   -- the argv prefix that runs the pynfct CLI ($PYNFCT, else ``pynfct`` on PATH, else
                       ``python -m pynfct``).
 
@@ -27,7 +28,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from differential import pynfct_argv  # noqa: E402
-from fill import fill_synthetic, fill_traffic  # noqa: E402
+from fill import fill_nat, fill_synthetic, fill_traffic  # noqa: E402
 from netns import NetNS, NetNSError, cleanup_leftovers  # noqa: E402
 
 _env_problem: Optional[str] = "not checked yet"
@@ -107,12 +108,14 @@ def synthetic_ns():
 
 @pytest.fixture(scope="module")
 def filled_ns():
-    """Module-scoped namespace with fill_synthetic's entries and fill_traffic's flows (``ns.synthetic``,
-    ``ns.traffic``); the traffic's held TCP connections stay open until the module ends."""
+    """Module-scoped namespace with fill_synthetic's entries, fill_traffic's flows and fill_nat's NAT'd
+    flows (``ns.synthetic``, ``ns.traffic``, ``ns.nat``); the held TCP connections stay open until the
+    module ends."""
     require_netns_env(need_nft=True)
     with NetNS() as ns:
         fill_synthetic(ns)
         fill_traffic(ns)
+        fill_nat(ns)      # last: once NAT is loaded, new entries get NAT_DONE bits
         yield ns
 
 

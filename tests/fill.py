@@ -5,6 +5,9 @@
   labels.  The created entries are returned (as conntrack argv) so tests can compute expectations.
 * :func:`fill_traffic` -- real loopback traffic (TCP, UDP, ICMP, ICMPv6 over IPv4 and IPv6) tracked by an
   nft ruleset, with accounting and timestamps on; some TCP connections stay open until teardown.
+* :func:`fill_nat` -- real loopback traffic NAT'd by the kernel (an nft ``nat`` table: DNAT, redirect, SNAT,
+  SNAT to ADDR:PORT, DNAT+SNAT; IPv4 and IPv6), so entries carry the IPS_*_NAT status bits that
+  ``conntrack --src-nat/--dst-nat/--any-nat`` test (``conntrack -I -r/-q`` cannot set them).
 * :func:`fill_bulk` -- ``n`` distinct entries, fast, for bulk tests.
 
 All functions take a :class:`tests.netns.NetNS` and never touch the host namespace.  Nothing here relies
@@ -29,8 +32,8 @@ except ImportError:  # imported as a top-level module (tests/ on sys.path)
 
 __all__ = [
     "DEFAULT_LABELMAP", "Entry", "FillError", "SyntheticFill", "TrafficFill", "Flow", "BulkFill",
-    "synthetic_entries", "fill_synthetic", "fill_traffic", "fill_bulk", "bulk_entry_argv",
-    "enable_labels", "wait_quiescent",
+    "NatFill", "NatFlow", "NAT_FLOWS", "synthetic_entries", "fill_synthetic", "fill_traffic", "fill_nat",
+    "fill_bulk", "bulk_entry_argv", "enable_labels", "wait_quiescent",
 ]
 
 
@@ -692,6 +695,260 @@ def fill_traffic(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> Traffic
     wait_quiescent(ns)
     fill.seconds = time.monotonic() - t0
     ns.traffic = fill
+    return fill
+
+
+# ---------------------------------------------------------------------------------------------------
+# real NAT
+# ---------------------------------------------------------------------------------------------------
+
+NAT_TABLE = "pynfct_nat"
+#: addresses fill_nat puts on ``lo`` (/32 and /128): clients, NAT'd destinations and NAT targets.  They
+#: are outside every range the other fills use (100.64.0.0/24 and fd00:64::/64).
+NAT_ADDRS_V4 = ["100.64.0.1", "100.64.0.10", "100.64.0.11", "100.64.0.20", "100.64.0.21", "100.64.0.30",
+                "100.64.0.31", "100.64.0.40", "100.64.0.41", "100.64.0.42", "100.64.0.50", "100.64.0.51"]
+NAT_ADDRS_V6 = ["fd00:64::1", "fd00:64::10", "fd00:64::11", "fd00:64::20", "fd00:64::21"]
+
+# DNAT (and redirect) in the output hook, for locally generated traffic; SNAT in postrouting.  Rules only
+# see a connection's first packet; the kernel NATs the rest (and de-NATs the replies) itself.
+NAT_RULESET = f"""
+table inet {NAT_TABLE} {{
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        ip daddr 100.64.0.10 tcp dport 20101 dnat ip to 100.64.0.11:20111
+        ip daddr 127.0.0.1 tcp dport 20102 redirect to :20112
+        ip daddr 100.64.0.40 tcp dport 20141 dnat ip to 100.64.0.41:20151
+        ip6 daddr fd00:64::10 tcp dport 20161 dnat ip6 to [fd00:64::11]:20171
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority 100; policy accept;
+        ip daddr 100.64.0.20 udp dport 20121 snat ip to 100.64.0.21
+        ip daddr 100.64.0.20 udp dport 20122 snat ip to 100.64.0.1:40012
+        ip daddr 100.64.0.30 tcp dport 20131 snat ip to 100.64.0.31:40021
+        ip daddr 100.64.0.41 tcp dport 20151 snat ip to 100.64.0.42:40031
+        ip daddr 100.64.0.50 icmp type echo-request snat ip to 100.64.0.51
+        ip6 daddr fd00:64::20 udp dport 20181 snat ip6 to fd00:64::21
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class NatFlow(Flow):
+    """A flow fill_nat made.  ``src``/``dst``/``sport``/``dport`` are the original tuple (as the client
+    sent it), ``reply_*`` the reply tuple the kernel's NAT made (what ``conntrack -L`` prints second)."""
+
+    reply_src: str = ""
+    reply_dst: str = ""
+    reply_sport: Optional[int] = None
+    reply_dport: Optional[int] = None
+
+    # What was really NAT'd.  (libnetfilter_conntrack's NFCT_GOPT_IS_SPAT/DPAT compare the "port" union
+    # also for ICMP, where it holds id vs type/code: conntrack counts every ICMP entry with a NAT_DONE
+    # bit as port-NAT'd.  These properties do not copy that.)
+    @property
+    def snat(self) -> bool:
+        """Source address changed (IPS_SRC_NAT with another address)."""
+        return self.reply_dst != self.src
+
+    @property
+    def spat(self) -> bool:
+        """Source port changed."""
+        return self.sport is not None and self.reply_dport != self.sport
+
+    @property
+    def dnat(self) -> bool:
+        """Destination address changed."""
+        return self.reply_src != self.dst
+
+    @property
+    def dpat(self) -> bool:
+        """Destination port changed (e.g. ``redirect to :PORT``)."""
+        return self.dport is not None and self.reply_sport != self.dport
+
+    # What conntrack's --src-nat / --dst-nat without an address select (NFCT_GOPT_IS_SNAT || IS_SPAT, resp.
+    # IS_DNAT || IS_DPAT, which need the NAT_DONE status bit): for ICMP the "ports" compared are the id
+    # (network order) against the reply's type/code bytes, resp. the reply's id against the request's
+    # type/code (8, 0).
+    @property
+    def listed_by_src_nat(self) -> bool:
+        if self.proto == "icmp":
+            return self.snat or self.icmp_id != 0
+        return self.snat or self.spat
+
+    @property
+    def listed_by_dst_nat(self) -> bool:
+        if self.proto == "icmp":
+            return self.dnat or self.icmp_id != 0x0800
+        return self.dnat or self.dpat
+
+    @property
+    def orig_key(self) -> str:
+        """The original tuple as ``conntrack -L`` prints it (without the trailing fields)."""
+        if self.proto in ("icmp", "icmpv6"):
+            return f"src={self.src} dst={self.dst} type={8 if self.proto == 'icmp' else 128} code=0 " \
+                   f"id={self.icmp_id}"
+        return f"src={self.src} dst={self.dst} sport={self.sport} dport={self.dport}"
+
+    @property
+    def reply_key(self) -> str:
+        """The reply tuple as ``conntrack -L`` prints it (without the trailing fields)."""
+        if self.proto in ("icmp", "icmpv6"):
+            return f"src={self.reply_src} dst={self.reply_dst} type={0 if self.proto == 'icmp' else 129} " \
+                   f"code=0 id={self.icmp_id}"
+        return f"src={self.reply_src} dst={self.reply_dst} sport={self.reply_sport} dport={self.reply_dport}"
+
+
+NAT_FLOWS: List[NatFlow] = [
+    # DNAT with address and port change (output hook), closed
+    NatFlow("nat-tcp4-dnat", "ipv4", "tcp", "100.64.0.1", "100.64.0.10", 32001, 20101, "TIME_WAIT",
+            reply_src="100.64.0.11", reply_dst="100.64.0.1", reply_sport=20111, reply_dport=32001),
+    # redirect: only the destination port changes (127.0.0.1 stays 127.0.0.1)
+    NatFlow("nat-tcp4-redirect", "ipv4", "tcp", "127.0.0.1", "127.0.0.1", 32002, 20102, "TIME_WAIT",
+            reply_src="127.0.0.1", reply_dst="127.0.0.1", reply_sport=20112, reply_dport=32002),
+    # SNAT, address only (the source port is kept)
+    NatFlow("nat-udp4-snat", "ipv4", "udp", "100.64.0.1", "100.64.0.20", 32011, 20121, packets=(2, 2),
+            reply_src="100.64.0.20", reply_dst="100.64.0.21", reply_sport=20121, reply_dport=32011),
+    # SNAT to the same address, other port: only the source port changes
+    NatFlow("nat-udp4-spat", "ipv4", "udp", "100.64.0.1", "100.64.0.20", 32012, 20122, packets=(1, 1),
+            reply_src="100.64.0.20", reply_dst="100.64.0.1", reply_sport=20122, reply_dport=40012),
+    # SNAT with address and port change, held open
+    NatFlow("nat-tcp4-snat-port", "ipv4", "tcp", "100.64.0.1", "100.64.0.30", 32021, 20131, "ESTABLISHED",
+            open=True, reply_src="100.64.0.30", reply_dst="100.64.0.31", reply_sport=20131, reply_dport=40021),
+    # DNAT (output) and SNAT (postrouting) on the same connection, both with port change, held open
+    NatFlow("nat-tcp4-both", "ipv4", "tcp", "100.64.0.1", "100.64.0.40", 32031, 20141, "ESTABLISHED",
+            open=True, reply_src="100.64.0.41", reply_dst="100.64.0.42", reply_sport=20151, reply_dport=40031),
+    # SNAT'd ICMP echo (the id is kept)
+    NatFlow("nat-icmp4-snat", "ipv4", "icmp", "100.64.0.1", "100.64.0.50", icmp_id=0x2345, packets=(1, 1),
+            reply_src="100.64.0.50", reply_dst="100.64.0.51"),
+    # IPv6 DNAT with address and port change, closed
+    NatFlow("nat-tcp6-dnat", "ipv6", "tcp", "fd00:64::1", "fd00:64::10", 32041, 20161, "TIME_WAIT",
+            reply_src="fd00:64::11", reply_dst="fd00:64::1", reply_sport=20171, reply_dport=32041),
+    # IPv6 SNAT, address only
+    NatFlow("nat-udp6-snat", "ipv6", "udp", "fd00:64::1", "fd00:64::20", 32051, 20181, packets=(1, 1),
+            reply_src="fd00:64::20", reply_dst="fd00:64::21", reply_sport=20181, reply_dport=32051),
+]
+
+# One process: the closed flows first, then the held connections; prints "ready" and waits for stdin EOF.
+_NAT_TRAFFIC = r'''
+import socket, struct, sys
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+def tcp_pair(fam, chost, cport, dhost, dport, shost, sport):
+    """Connect chost:cport -> dhost:dport; the NAT'd SYN arrives at the listener shost:sport."""
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((shost, sport)); srv.listen(1)
+    c = socket.socket(fam, socket.SOCK_STREAM)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind((chost, cport)); c.connect((dhost, dport))
+    a, _ = srv.accept()
+    c.sendall(b"hello"); assert a.recv(5) == b"hello"
+    a.sendall(b"world"); assert c.recv(5) == b"world"
+    return srv, c, a
+
+def tcp_closed(*args):
+    srv, c, a = tcp_pair(*args)
+    c.shutdown(socket.SHUT_WR); assert a.recv(10) == b""      # client FIN
+    a.shutdown(socket.SHUT_WR); assert c.recv(10) == b""      # server FIN
+    c.close(); a.close(); srv.close()
+
+def udp(fam, chost, cport, dhost, dport, n):
+    s = socket.socket(fam, socket.SOCK_DGRAM); s.bind((dhost, dport))
+    c = socket.socket(fam, socket.SOCK_DGRAM); c.bind((chost, cport))
+    for i in range(n):
+        c.sendto(b"ping%d" % i, (dhost, dport))
+        data, peer = s.recvfrom(2048)
+        s.sendto(b"pong" + data, peer)                          # to the NAT'd source
+        data, frm = c.recvfrom(2048)
+        assert frm[:2] == (dhost, dport), frm
+    c.close(); s.close()
+
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+
+def ping4(src, dst, ident):
+    s = socket.socket(V4, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.bind((src, 0)); s.settimeout(5)
+    pkt = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"pynfct-n"
+    s.sendto(pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:], (dst, 0))
+    while True:
+        data = s.recv(2048)[20:]
+        t, _, _, i, q = struct.unpack("!BBHHH", data[:8])
+        if t == 0 and i == ident and q == 1:
+            break
+    s.close()
+
+tcp_closed(V4, "100.64.0.1", 32001, "100.64.0.10", 20101, "100.64.0.11", 20111)
+tcp_closed(V4, "127.0.0.1", 32002, "127.0.0.1", 20102, "127.0.0.1", 20112)
+tcp_closed(V6, "fd00:64::1", 32041, "fd00:64::10", 20161, "fd00:64::11", 20171)
+udp(V4, "100.64.0.1", 32011, "100.64.0.20", 20121, 2)
+udp(V4, "100.64.0.1", 32012, "100.64.0.20", 20122, 1)
+udp(V6, "fd00:64::1", 32051, "fd00:64::20", 20181, 1)
+ping4("100.64.0.1", "100.64.0.50", 0x2345)
+held = []
+if sys.argv[1:] == ["hold"]:
+    held += tcp_pair(V4, "100.64.0.1", 32021, "100.64.0.30", 20131, "100.64.0.30", 20131)
+    held += tcp_pair(V4, "100.64.0.1", 32031, "100.64.0.40", 20141, "100.64.0.41", 20151)
+print("ready", flush=True)
+if held:
+    sys.stdin.read()          # until the harness closes stdin or kills us
+'''
+
+
+@dataclass
+class NatFill(TrafficFill):
+    """What :func:`fill_nat` made (``flows`` are :class:`NatFlow`)."""
+
+    def where(self, **attrs) -> List[NatFlow]:
+        """Flows whose attributes equal the given values, e.g. ``where(snat=True, family="ipv4")``."""
+        return [f for f in self.flows if all(getattr(f, k) == v for k, v in attrs.items())]
+
+
+def fill_nat(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> NatFill:
+    """Make real traffic in ``ns`` that the kernel NATs, so that it has entries with IPS_SRC_NAT /
+    IPS_DST_NAT (and the _DONE bits) set and reply tuples NAT made -- what ``conntrack --src-nat``,
+    ``--dst-nat`` and ``--any-nat`` select (``conntrack -I`` with ``-r/-q`` sets no NAT status bits).
+
+    Puts :data:`NAT_ADDRS_V4` / :data:`NAT_ADDRS_V6` on ``lo``, sets the same sysctls as
+    :func:`fill_traffic` (accounting, timestamps, 100000 s protocol timeouts), loads :data:`NAT_RULESET`
+    (table ``inet pynfct_nat``: DNAT/redirect in the output hook, SNAT in postrouting) and makes the
+    flows of :data:`NAT_FLOWS` with fixed ports and ids: IPv4 TCP DNAT with port change, a port-only
+    redirect, UDP SNAT (address only), SNAT of the port only, TCP SNAT to ADDR:PORT, a TCP connection
+    both DNAT'd and SNAT'd, SNAT'd ICMP echo, IPv6 TCP DNAT with port change and IPv6 UDP SNAT.  With
+    ``hold`` the two ``open`` TCP connections stay ESTABLISHED (silent) until teardown; without, they
+    are not made.  One Python process does all of it.  Returns once no packet is in flight.
+
+    Once a nat chain exists in the namespace, every *new* entry (also unrelated traffic) gets a null
+    binding and so both NAT_DONE bits; call it after the other fills to keep their entries as they were.
+    """
+    t0 = time.monotonic()
+    batch = "".join(f"address add {a}/32 dev lo\n" for a in NAT_ADDRS_V4)
+    batch += "".join(f"address add {a}/128 dev lo nodad\n" for a in NAT_ADDRS_V6)
+    ns.run(["ip", "-batch", "-"], input=batch, check=True)
+    ns.nft(NAT_RULESET)       # also loads conntrack and NAT in the namespace
+    values = {"nf_conntrack_acct": 1, "nf_conntrack_timestamp": 1}
+    values.update((n, TRAFFIC_TIMEOUT) for n in _TRAFFIC_SYSCTLS)
+    _set_sysctls(ns, values)
+
+    flows = [f for f in NAT_FLOWS if hold or not f.open]
+    p = ns.python_popen(_NAT_TRAFFIC, *(["hold"] if hold else []), stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready, _, _ = select.select([p.stdout], [], [], timeout)
+    line = p.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        p.kill()
+        p.wait()
+        raise FillError(f"NAT traffic failed: {line!r} {p.stderr.read().decode(errors='replace')}")
+    fill = NatFill(flows=flows, holder=p if hold else None)
+    if hold:
+        ns.add_finalizer(fill.stop)
+    else:
+        p.wait(timeout)
+    wait_quiescent(ns)
+    fill.seconds = time.monotonic() - t0
+    ns.nat = fill
     return fill
 
 

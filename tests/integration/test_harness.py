@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from differential import Result, assert_same, compare, pynfct_argv, run_both
-from fill import (DEFAULT_LABELMAP, TRAFFIC_FLOWS, bulk_entry_argv, fill_bulk, fill_synthetic, fill_traffic,
-                  synthetic_entries)
+from fill import (DEFAULT_LABELMAP, NAT_FLOWS, NAT_TABLE, TRAFFIC_FLOWS, bulk_entry_argv, fill_bulk, fill_nat,
+                  fill_synthetic, fill_traffic, synthetic_entries)
 from netns import NETNS_ETC_DIR, NETNS_RUN_DIR, PREFIX, NetNS, _delete, cleanup_leftovers, list_namespaces
 
 ALL_PROTOCOLS = {"tcp", "udp", "udplite", "icmp", "icmpv6", "sctp", "dccp", "gre", "unknown"}
@@ -260,13 +260,96 @@ def test_fill_traffic(netns):
 
 
 def test_filled_ns_has_both(filled_ns):
-    syn, tr = filled_ns.synthetic, filled_ns.traffic
-    assert filled_ns.ct_count() == syn.count + len(tr.flows)
+    syn, tr, nat = filled_ns.synthetic, filled_ns.traffic, filled_ns.nat
+    assert filled_ns.ct_count() == syn.count + len(tr.flows) + len(nat.flows)
     assert tr.holder.poll() is None                    # held connections stay open for the module
+    assert nat.holder.poll() is None
     lines = _lines(filled_ns.conntrack("-L", "-o", "extended", check=True))
-    assert sum(" packets=" in l for l in lines) == len(tr.flows)   # synthetic ones predate acct=1
-    for f in tr.flows:
+    assert sum(" packets=" in l for l in lines) == len(tr.flows) + len(nat.flows)  # synthetic ones predate acct=1
+    for f in tr.flows + nat.flows:
         _flow_line(lines, f)
+
+
+# --------------------------------------------------------------------------------------------------
+# fill_nat
+# --------------------------------------------------------------------------------------------------
+
+def _check_nat_lines(ns, flows):
+    """Every flow is there once, with the reply tuple NAT made, and only NAT flows are listed by
+    conntrack --src-nat / --dst-nat / --any-nat (exactly those whose NAT those options see)."""
+    lines = _lines(ns.conntrack("-L", "-o", "extended", check=True))
+    for f in flows:
+        line = _flow_line(lines, f)
+        assert f" {f.orig_key} " in line and f" {f.reply_key} " in line, (f, line)
+        packets = [int(p) for p in re.findall(r" packets=(\d+)", line)]
+        assert len(packets) == 2 and packets[0] > 0 and packets[1] > 0, line
+        if f.packets is not None:
+            assert tuple(packets) == f.packets, line
+        if f.state:
+            assert line.split()[5] == f.state, line
+    by = {}
+    for opt in ("--src-nat", "--dst-nat", "--any-nat"):
+        out = _lines(ns.conntrack("-L", opt, check=True))
+        got = []
+        for l in out:
+            hit = [f.name for f in flows if f" {f.orig_key} " in l and f" {f.reply_key} " in l]
+            assert len(hit) == 1, (opt, l)      # nothing but fill_nat's flows is NAT'd
+            got.append(hit[0])
+        by[opt] = Counter(got)
+    assert by["--src-nat"] == Counter(f.name for f in flows if f.listed_by_src_nat)
+    assert by["--dst-nat"] == Counter(f.name for f in flows if f.listed_by_dst_nat)
+    assert by["--any-nat"] == Counter(f.name for f in flows)
+
+
+def test_nat_flows_cover_every_kind():
+    F = NAT_FLOWS
+    assert any(f.dnat and f.dpat and f.proto == "tcp" and f.family == "ipv4" for f in F)   # DNAT ADDR:PORT
+    assert any(f.dpat and not f.dnat for f in F)                                           # redirect :PORT
+    assert any(f.snat and not f.spat and f.proto == "udp" and f.family == "ipv4" for f in F)  # SNAT ADDR
+    assert any(f.spat and not f.snat for f in F)                                           # SNAT :PORT only
+    assert any(f.snat and f.spat and not f.dnat and f.family == "ipv4" for f in F)         # SNAT ADDR:PORT
+    assert any(f.snat and f.dnat for f in F)                                               # both
+    assert any(f.family == "ipv6" and f.snat for f in F) and any(f.family == "ipv6" and f.dnat for f in F)
+    assert any(f.proto == "icmp" for f in F)
+    assert len({f.name for f in F}) == len(F)
+    assert len({f.orig_key for f in F}) == len(F) and len({f.reply_key for f in F}) == len(F)
+
+
+def test_fill_nat(netns):
+    fill = fill_nat(netns)
+    assert fill.seconds < 10                           # typically ~0.5 s
+    assert NAT_TABLE in netns.run(["nft", "list", "tables"], check=True).stdout.decode()
+    assert netns.ct_count() == len(NAT_FLOWS) == len(fill.flows)
+    assert netns.nat is fill and fill.by_name("nat-tcp4-both").open
+    _check_nat_lines(netns, fill.flows)
+    addrs = netns.run(["ip", "-o", "addr", "show", "dev", "lo"], check=True).stdout.decode()
+    assert " 100.64.0.21/32 " in addrs and " fd00:64::21/128 " in addrs
+    # the NAT'd source really is what the server saw: the kernel's reply tuple, not just our bookkeeping
+    g = netns.conntrack("-G", "-p", "tcp", "-s", "100.64.0.1", "-d", "100.64.0.40", "--sport", "32031",
+                        "--dport", "20141", check=True).stdout.decode()
+    assert " ESTABLISHED src=100.64.0.1 dst=100.64.0.40 sport=32031 dport=20141 " in g
+    assert " src=100.64.0.41 dst=100.64.0.42 sport=20151 dport=40031 " in g
+    # quiescent: a second read agrees with the first on every counter
+    assert_same(*run_both(netns, ["-L", "-o", "extended"], pynfct=["conntrack"]))
+    holder = fill.holder
+    assert holder.poll() is None
+    fill.stop()
+    assert holder.poll() is not None
+
+
+def test_fill_nat_without_hold(netns):
+    fill = fill_nat(netns, hold=False)
+    assert fill.holder is None and not any(f.open for f in fill.flows)
+    assert netns.ct_count() == len(fill.flows) == sum(not f.open for f in NAT_FLOWS)
+    _check_nat_lines(netns, fill.flows)
+
+
+def test_filled_ns_nat(filled_ns):
+    """In filled_ns only fill_nat's entries are NAT'd: the synthetic -r/-q entries carry no NAT bits."""
+    _check_nat_lines(filled_ns, filled_ns.nat.flows)
+    assert filled_ns.synthetic.where(nat=True)         # there are synthetic "NAT" entries ...
+    for e in filled_ns.synthetic.where(nat=True):      # ... but conntrack's NAT filters do not see them
+        assert e.opt("-q") not in filled_ns.conntrack("-L", "--any-nat", check=True).stdout.decode()
 
 
 @pytest.mark.parametrize("args", [
@@ -275,6 +358,8 @@ def test_filled_ns_has_both(filled_ns):
     ["-L", "-p", "tcp"], ["-C"], ["-G", "-p", "tcp", "-s", "127.0.0.1", "-d", "127.0.0.1", "--sport", "31021",
                                   "--dport", "20002"],
     ["-L", "--bogus"], ["-D", "-p", "udp", "-s", "203.0.113.250"],
+    ["-L", "--src-nat"], ["-L", "--dst-nat", "-o", "save"], ["-L", "--any-nat", "-o", "xml"],
+    ["-G", "-p", "udp", "-s", "100.64.0.1", "-d", "100.64.0.20", "--sport", "32011", "--dport", "20121"],
 ])
 def test_differential_self(filled_ns, args):
     """conntrack against itself through run_both/assert_same: the normalisation accepts two reads."""
