@@ -175,3 +175,42 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
     int nfexp_snprintf(char *buf, unsigned int size, const nf_expect *exp,
                        const unsigned int msg_type, const unsigned int out_type,
                        const unsigned int out_flags)
+
+    # event socket filter (a BPF program the library compiles; attached with SO_ATTACH_FILTER)
+    struct nfct_filter:
+        pass
+    struct nfct_filter_proto:
+        uint16_t proto
+        uint16_t state
+    struct nfct_filter_ipv4:
+        uint32_t addr          # host byte order
+        uint32_t mask
+    struct nfct_filter_ipv6:
+        uint32_t addr[4]       # each word in host byte order
+        uint32_t mask[4]
+    enum nfct_filter_attr:
+        NFCT_FILTER_L4PROTO
+        NFCT_FILTER_L4PROTO_STATE
+        NFCT_FILTER_SRC_IPV4
+        NFCT_FILTER_DST_IPV4
+        NFCT_FILTER_SRC_IPV6
+        NFCT_FILTER_DST_IPV6
+        NFCT_FILTER_MARK
+    enum nfct_filter_logic:
+        NFCT_FILTER_LOGIC_POSITIVE
+        NFCT_FILTER_LOGIC_NEGATIVE
+    nfct_filter *nfct_filter_create()
+    void nfct_filter_destroy(nfct_filter *filter)
+    void nfct_filter_add_attr(nfct_filter *filter, const nfct_filter_attr attr, const void *value)
+    void nfct_filter_add_attr_u32(nfct_filter *filter, const nfct_filter_attr attr, const uint32_t value)
+    int nfct_filter_set_logic(nfct_filter *filter, const nfct_filter_attr attr, const nfct_filter_logic logic)
+    int nfct_filter_attach(int fd, nfct_filter *filter)
+    int nfct_filter_detach(int fd)
+
+    # multicast groups of the event sockets (bit masks for bind())
+    unsigned int NF_NETLINK_CONNTRACK_NEW
+    unsigned int NF_NETLINK_CONNTRACK_UPDATE
+    unsigned int NF_NETLINK_CONNTRACK_DESTROY
+    unsigned int NF_NETLINK_CONNTRACK_EXP_NEW
+    unsigned int NF_NETLINK_CONNTRACK_EXP_UPDATE
+    unsigned int NF_NETLINK_CONNTRACK_EXP_DESTROY
