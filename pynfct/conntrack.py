@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from _nfct import query
 from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
@@ -13,6 +13,9 @@ from _nfct.socket import enter_netns
 
 from .errors import ParameterError
 from .template import Command
+
+if TYPE_CHECKING:
+    from .events import AsyncEventStream, EventStream
 
 NetNS = Union[None, str, "os.PathLike[str]", int]
 
@@ -222,3 +225,26 @@ class Conntrack:
     def expectations_text(self, family: int = 2, xml: bool = False, timestamp: bool = False) -> List[bytes]:
         """The expectation table as conntrack prints it (``-L expect``)."""
         return query.expectations(self._fd(), family, xml, timestamp)
+
+    def events(self, mask: Any = "ALL", *, timeout: Optional[float] = None, buffer_size: Optional[int] = None,
+               reliable: bool = True, kernel_filter: bool = True, on_lost: Optional[Callable[[int], None]] = None,
+               **filters: Any) -> "EventStream":
+        """Subscribe to events (like ``conntrack -E -e MASK`` with the same filters): ``for ev in ...``.
+
+        ``mask``: "ALL", "NEW,UPDATE,DESTROY" words or EventType flags; only those groups are joined.
+        Each event is an Event (``type``, ``flow``, ``portid``). Iteration ends after ``timeout``
+        seconds without an event or after ``close()`` (callable from any thread). ``buffer_size``:
+        the socket's receive buffer (default pynfct.events.DEFAULT_RCVBUF). See pynfct.events.
+        """
+        from .events import open_events
+        return open_events(self._fd(), mask, timeout=timeout, buffer_size=buffer_size, reliable=reliable,
+                           kernel_filter=kernel_filter, on_lost=on_lost, labelmap=self._labelmap, **filters)
+
+    def events_async(self, mask: Any = "ALL", *, timeout: Optional[float] = None,
+                     buffer_size: Optional[int] = None, reliable: bool = True, kernel_filter: bool = True,
+                     on_lost: Optional[Callable[[int], None]] = None, **filters: Any) -> "AsyncEventStream":
+        """events() for asyncio: ``async for ev in ct.events_async(...)``; the socket joins the running loop."""
+        from .events import AsyncEventStream
+        sock = self.events(mask, buffer_size=buffer_size, reliable=reliable, kernel_filter=kernel_filter,
+                           on_lost=on_lost, **filters)
+        return AsyncEventStream(sock, timeout)

@@ -21,6 +21,8 @@ HANDLERS = {
     Cmd.EXP_STATS: "listing:stats",
     Cmd.EXP_LIST: "listing:expect_list",
     Cmd.EXP_COUNT: "listing:expect_count",
+    Cmd.CT_EVENT: "events:ct_events",
+    Cmd.EXP_EVENT: "events:exp_events",
 }
 
 

@@ -1,0 +1,194 @@
+"""Conntrack events as Python objects: a blocking iterator and an asyncio one.
+
+>>> with pynfct.Conntrack("blue") as ct:
+...     for ev in ct.events("NEW,DESTROY", proto="tcp", timeout=10):
+...         print(ev.type.name, ev.flow.orig.src, ev.flow.orig.dport)
+
+The socket is drained in C, without the GIL, a batch of events per system call; Python code sees
+ready-made :class:`Event` objects. A thread waiting for events does not hold the GIL, so other threads
+keep running; ``close()`` from any thread ends a waiting iteration at once. Lost events (the kernel
+had no room left in the socket buffer) are counted in ``lost``/``overruns`` and reported to
+``on_lost``; with ``reliable=True`` (the default) the kernel re-sends DESTROY events it could not
+deliver, so only NEW and UPDATE events can be lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Any, Callable, Iterable, Optional, Union
+
+from _nfct.events import DEFAULT_RCVBUF, Event, EventSocket
+from _nfct.events import GROUPS_DESTROY, GROUPS_NEW, GROUPS_UPDATE
+from _nfct.filter import Filter
+
+from .errors import ParameterError
+
+__all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCVBUF", "parse_mask",
+           "open_events"]
+
+
+class EventType(enum.IntFlag):
+    """What happened to an entry (libnetfilter_conntrack's NFCT_T_* values)."""
+
+    NEW = 1
+    UPDATE = 2
+    DESTROY = 4
+    ALL = NEW | UPDATE | DESTROY
+
+
+Mask = Union[str, int, EventType, Iterable[Union[str, EventType]]]
+
+_WORDS = {"NEW": EventType.NEW, "UPDATE": EventType.UPDATE, "UPDATES": EventType.UPDATE,
+          "DESTROY": EventType.DESTROY, "ALL": EventType.ALL}
+_GROUPS = ((EventType.NEW, GROUPS_NEW), (EventType.UPDATE, GROUPS_UPDATE), (EventType.DESTROY, GROUPS_DESTROY))
+
+
+def parse_mask(mask: Mask) -> EventType:
+    """``"ALL"``, ``"NEW,DESTROY"`` (conntrack's -e words; UPDATE or UPDATES), EventType flags, or a list."""
+    if isinstance(mask, int):
+        value = EventType(mask & EventType.ALL)
+    else:
+        words = mask.split(",") if isinstance(mask, str) else list(mask)
+        value = EventType(0)
+        for w in words:
+            if isinstance(w, int):
+                value |= EventType(w)
+                continue
+            key = str(w).strip().upper()
+            if key not in _WORDS:
+                raise ParameterError(f"unknown event type {w!r}; use NEW, UPDATE, DESTROY or ALL")
+            value |= _WORDS[key]
+    if not value:
+        raise ParameterError("the event mask selects nothing")
+    return value
+
+
+class EventStream(EventSocket):
+    """Events of one namespace, as :class:`Event` objects; iterate it (``for ev in stream``).
+
+    Iteration waits ``timeout`` seconds at most for each event (None: forever); when that passes, or
+    after ``close()`` (from any thread), iteration stops and the socket is freed. Leaving a ``with``
+    block or dropping the stream frees it as well.
+
+    * ``fileno()`` -- the socket, readable when events wait (for select/poll);
+    * ``fetch(timeout)`` -- the next batch as a list ([] on timeout, None once closed);
+    * ``lost`` -- events the kernel dropped because the buffer was full; ``overruns`` -- how often;
+      ``on_lost(n)`` is called from the iterating thread after each overrun;
+    * ``rcvbuf`` -- the buffer the kernel granted; ``kernel_filter`` -- a BPF filter is attached.
+    """
+
+
+class AsyncEventStream:
+    """``async for ev in stream``: the socket is registered with the running loop (no thread).
+
+    ``timeout`` ends the iteration when no event came for that many seconds. Call ``close()`` (or leave
+    an ``async with`` block) to free the socket; from another thread, close() hands itself to the loop.
+    """
+
+    def __init__(self, sock: EventSocket, timeout: Optional[float] = None) -> None:
+        self._sock = sock
+        self.timeout = timeout
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiting: Optional[tuple] = None
+
+    @property
+    def socket(self) -> EventSocket:
+        return self._sock
+
+    def __getattr__(self, name: str) -> Any:
+        # lost, overruns, received, rcvbuf, kernel_filter, fileno ...: those of the socket
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sock, name)
+
+    def __aiter__(self) -> "AsyncEventStream":
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            ev = self._sock.next_nowait()
+            if ev is not None:
+                return ev
+            if self._sock.closed:
+                raise StopAsyncIteration
+            if not await self._readable():
+                self.close()
+                raise StopAsyncIteration
+
+    async def _readable(self) -> bool:
+        """Wait until the socket is readable; False on timeout or once closed."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        fut = loop.create_future()
+        fd = self._sock.fileno()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(True)
+
+        loop.add_reader(fd, ready)
+        self._waiting = (fut, fd)
+        try:
+            if self.timeout is None:
+                return await fut
+            try:
+                return await asyncio.wait_for(fut, self.timeout)
+            except asyncio.TimeoutError:
+                return False
+        finally:
+            self._waiting = None
+            if not self._sock.closed:
+                loop.remove_reader(fd)
+
+    def _close_here(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            fut, fd = waiting
+            # Unregister before the fd is closed, then let the waiter see the end.
+            self._loop.remove_reader(fd)
+            if not fut.done():
+                fut.set_result(False)
+        self._sock.close()
+
+    def close(self) -> None:
+        """Free the socket and end the iteration; from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not _in_loop_thread(loop) and loop.is_running():
+            loop.call_soon_threadsafe(self._close_here)
+            return
+        self._close_here()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "AsyncEventStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def open_events(nsfd: int, mask: Mask = "ALL", *, timeout: Optional[float] = None,
+                buffer_size: Optional[int] = None, reliable: bool = True, kernel_filter: bool = True,
+                on_lost: Optional[Callable[[int], None]] = None, labelmap: Optional[str] = None,
+                stream_class: type = EventStream, **filters: Any) -> EventSocket:
+    """An event socket in the namespace `nsfd` (-1: the caller's), subscribed to the groups of `mask`."""
+    from .conntrack import build_command
+    types = parse_mask(mask)
+    groups = 0
+    for t, g in _GROUPS:
+        if types & t:
+            groups |= g
+    filt = Filter(build_command("-E", filters, labelmap), False) if filters else None
+    stream = stream_class(nsfd, groups, filt, DEFAULT_RCVBUF if buffer_size is None else buffer_size,
+                          kernel_filter, reliable, False)
+    stream.timeout = timeout
+    stream.on_lost = on_lost
+    return stream
