@@ -20,6 +20,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf, sscanf, FILE, fopen, fclose, fgets
 from libc.stdlib cimport malloc, calloc, realloc, free, strtoul
 from libc.string cimport memcpy, memset, strlen
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport write, read, close, readlink
 
 from _nfct.libmnl cimport *
@@ -50,6 +51,8 @@ cdef enum:
     REC_CAP = 4096           # events one fetch() hands to Python at most
     NAME_CACHE = 16
     NAME_MAX = 64
+
+cdef double DRAIN_SECONDS = 2.0     # on SIGINT: write what is queued, but do not chase a flood
 
 # Reasons the loop returns.
 cdef enum:
@@ -499,14 +502,28 @@ cdef struct bufs_t:
     iovec *iov
 
 
+cdef double now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
 cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcept nogil:
-    """Receive, filter, format until something the caller must see happens; returns an R_* reason."""
+    """Receive, filter, format until something the caller must see happens; returns an R_* reason.
+
+    drain_only: empty the socket without waiting, for at most DRAIN_SECONDS (events may keep coming).
+    """
     cdef int n, i, r, e
     cdef long drops
     cdef pollfd fds[3]
+    cdef double end = now() + DRAIN_SECONDS if drain_only else 0
     while True:
         if L.closing:
             return R_CLOSED
+        if drain_only and now() > end:
+            if L.text and flush_out(L) < 0:
+                return R_ERROR
+            return R_DRAINED
         for i in range(SLOTS):
             B.msgs[i].msg_hdr.msg_flags = 0
             B.msgs[i].msg_len = 0
@@ -698,8 +715,8 @@ cdef Event make_event(rec_t *r):
 cdef class EventSocket:
     """A socket subscribed to conntrack (or expectation) events of one network namespace.
 
-    ``groups`` are NF_NETLINK_CONNTRACK_* bits. ``rcvbuf``: None picks DEFAULT_RCVBUF, 0 keeps the
-    kernel's default, otherwise the bytes asked for (SO_RCVBUFFORCE, or SO_RCVBUF when not allowed).
+    ``groups`` are NF_NETLINK_CONNTRACK_* bits. ``rcvbuf``: the receive buffer asked for (None:
+    DEFAULT_RCVBUF) with SO_RCVBUFFORCE, or SO_RCVBUF (capped by net.core.rmem_max) when not allowed.
     ``reliable`` sets NETLINK_BROADCAST_ERROR: a DESTROY event the socket had no room for is then sent
     again by the kernel (it keeps the entry until it can), so destroy events are not lost.
     Either run() writes events as text (the CLI), or fetch() returns them as Event objects.
@@ -762,11 +779,10 @@ cdef class EventSocket:
             self.B.msgs[i].msg_hdr.msg_iovlen = 1
         if rcvbuf is None:
             rcvbuf = DEFAULT_RCVBUF
-        if rcvbuf:
-            # As conntrack hands it to the kernel: the low 32 bits of the number, read as an int.
-            size = <int><uint32_t>(rcvbuf & 0xffffffff)
-            if setsockopt(self.L.fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(int)) < 0:
-                setsockopt(self.L.fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(int))
+        # As conntrack hands -b to the kernel: the low 32 bits of the number, read as an int.
+        size = <int><uint32_t>(rcvbuf & 0xffffffff)
+        if setsockopt(self.L.fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(int)) < 0:
+            setsockopt(self.L.fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(int))
         got = 0
         getsockopt(self.L.fd, SOL_SOCKET, SO_RCVBUF, &got, &sl)
         self.rcvbuf = got
