@@ -37,6 +37,8 @@ from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
 
+import os
+
 from pynfct.errors import from_errno
 from pynfct.template import Opt, CT_COMPARISON
 
@@ -276,6 +278,7 @@ cdef struct loop_t:
     bint header_done
     long shown
     int err
+    bint err_is_write         # err came from writing the output (EPIPE: the reader went away)
     # records for Python
     rec_t *recs
     int nrec
@@ -324,6 +327,7 @@ cdef int flush_out(loop_t *L) noexcept nogil:
                 poll(&p, 1, 100)
                 continue
             L.err = errno
+            L.err_is_write = True
             return -1
         off += n
     if off < L.len:
@@ -925,6 +929,9 @@ cdef class EventSocket:
         if r == R_ERROR:
             err = self.L.err
             self.L.err = 0
+            if self.L.err_is_write:
+                self.L.err_is_write = False
+                raise OSError(err, os.strerror(err))    # EPIPE: BrokenPipeError
             raise from_errno(err, "events")
         return r
 

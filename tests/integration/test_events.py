@@ -482,14 +482,19 @@ def test_asyncio_iterator_matches_conntrack(netns, tmp_path):
     assert len(lines) >= 30
 
 
-def test_async_close_ends_iteration(netns):
+@pytest.mark.parametrize("where", ["loop", "thread"])
+def test_async_close_ends_iteration(netns, where):
     async def main() -> float:
         with pynfct.Conntrack(netns.name) as ct:
             stream = ct.events_async()
-            asyncio.get_running_loop().call_later(0.2, stream.close)
+            if where == "loop":
+                asyncio.get_running_loop().call_later(0.2, stream.close)
+            else:
+                threading.Timer(0.2, stream.close).start()
             t0 = time.monotonic()
             async for _ in stream:
                 pass
+            assert stream.closed
             return time.monotonic() - t0
     assert asyncio.run(main()) < 1.0
 
