@@ -16,6 +16,8 @@ _EXPORTS = {
     "Tuple": ("_nfct.flow", "Tuple"),
     "LabelMap": ("_nfct.format", "LabelMap"),
     "Status": ("pynfct.status", "Status"),
+    "Event": ("_nfct.events", "Event"),
+    "EventType": ("pynfct.events", "EventType"),
     "NfctError": ("pynfct.errors", "NfctError"),
     "NfctPermissionError": ("pynfct.errors", "NfctPermissionError"),
     "NfctNotFound": ("pynfct.errors", "NfctNotFound"),

@@ -14,10 +14,9 @@ import json
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import pytest
 
@@ -537,7 +536,8 @@ def test_json_events(netns, tmp_path):
     with CtWriter(netns.name) as w:
         play(netns, w)
         wait_idle([default, js])
-        plain, r = default.stop(), js.stop()
+        plain, r = default.stop(signal.SIGTERM), js.stop()
+    assert plain.returncode == 0 and plain.err == f"{PREFIX}: {len(plain.out.splitlines())} flow events have been shown.\n"
     assert r.returncode == 0
     objs = [json.loads(x) for x in r.out.splitlines()]
     lines = plain.out.splitlines()

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Event bursts: how many events pynfct -E, the Python iterator and conntrack -E receive.
+
+Run as root from the checkout (after `python setup.py build_ext --inplace`):
+
+    python bench/events_burst.py                          # 200,000 entries
+    python bench/events_burst.py --entries 20000          # a quick check
+    python bench/events_burst.py --save bench/EVENTS.md   # also write the report
+
+For each listener, in a throwaway namespace `pynfct-bench-events-<pid>` (deleted at exit, also on
+Ctrl-C/SIGTERM): start the listener (stdout to a file), create N entries with one `conntrack -R`, empty
+the table with `conntrack -F`, create one more entry (not counted), then wait until the listener has read
+everything (its socket stayed empty and its output unchanged for 2 s), stop it with SIGINT and
+count its [NEW] and [DESTROY] lines and its ENOBUFS warnings. The burst produces N NEW and N DESTROY
+events. Listeners, one at a time so they do not compete for the CPU:
+
+  - `conntrack -E` (1.4.7; its -b sets the buffer of a socket that receives nothing, so it is not tried)
+  - `pynfct -E`, default options (its own large buffer)
+  - `pynfct -E -b 212992` (the system's default buffer: shows what draining alone achieves; DESTROY
+    events come through anyway because pynfct asks the kernel to re-send them)
+  - the Python API: a child python iterating `Conntrack().events()` and counting by `ev.type`
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NS_PREFIX = "pynfct-bench-events-"
+CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
+SENTINEL_SRC = "192.0.2.254"
+SENTINEL = ["-I", "-p", "udp", "-s", SENTINEL_SRC, "-d", "192.0.2.253", "--sport", "9", "--dport", "9", "-t", "1000"]
+ENOBUFS = "WARNING: We have hit ENOBUFS!"
+QUIET = 2.0
+
+API_CHILD = r"""
+import json, signal, sys
+sys.path.insert(0, sys.argv[1])
+import pynfct
+counts = {"NEW": 0, "UPDATE": 0, "DESTROY": 0}
+stream = pynfct.Conntrack().events()
+signal.signal(signal.SIGINT, lambda *a: stream.close())
+for ev in stream:
+    if ev.flow.orig.src != sys.argv[2]:
+        counts[ev.type.name] += 1
+print(json.dumps(dict(counts, lost=stream.lost, overruns=stream.overruns, rcvbuf=stream.rcvbuf)), flush=True)
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[events_burst] {msg}", file=sys.stderr, flush=True)
+
+
+class Namespace:
+    def __init__(self) -> None:
+        self.name = f"{NS_PREFIX}{os.getpid()}"
+        self.saved_max: Optional[str] = None
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+
+    def argv(self, *cmd: str) -> List[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def run(self, *cmd: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*cmd), capture_output=True, text=True, **kw)
+
+    def ensure_capacity(self, entries: int) -> None:
+        # nf_conntrack_max is read-only inside a namespace and follows the host's value.
+        with open(CONNTRACK_MAX) as f:
+            current = f.read().strip()
+        need = entries + 1000
+        if int(current) < need:
+            self.saved_max = current
+            with open(CONNTRACK_MAX, "w") as f:
+                f.write(str(need))
+            log(f"raised the host-wide nf_conntrack_max {current} -> {need} (restored at exit)")
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+        if self.saved_max is not None:
+            with open(CONNTRACK_MAX, "w") as f:
+                f.write(self.saved_max)
+            self.saved_max = None
+
+
+def socket_state(pid: int) -> Optional[int]:
+    """Bytes queued on the process's event sockets, or None if it has none."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+            if m:
+                inodes.add(m.group(1))
+        with open(f"/proc/{pid}/net/netlink") as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return None
+    rows = [r for r in rows if r[9] in inodes and r[1] == "12" and int(r[3], 16)]
+    return sum(int(r[4]) for r in rows) if rows else None
+
+
+def proc_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+def run_listener(ns: Namespace, label: str, argv: List[str], lines_file: str, n: int, workdir: str,
+                 api: bool = False, env: Optional[dict] = None) -> Dict[str, object]:
+    out_path = os.path.join(workdir, "out")
+    err_path = os.path.join(workdir, "err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(ns.argv(*argv), stdout=out, stderr=err, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while socket_state(proc.pid) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{label}: did not subscribe: {open(err_path).read()}")
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        r = ns.run("conntrack", "-R", lines_file, timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(f"conntrack -R failed: {r.stderr}")
+        t_created = time.monotonic()
+        r = ns.run("conntrack", "-F")
+        t_flushed = time.monotonic()
+        ns.run("conntrack", *SENTINEL)
+        # Done when nothing moved for QUIET seconds: the socket is empty, the listener sleeps and its
+        # output stopped growing. (Not at the sentinel: DESTROY events the kernel re-sends after an
+        # overrun come later than it.)
+        last_sig = None
+        last_busy = last_growth = time.monotonic()
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            size = os.path.getsize(out_path)
+            queued = socket_state(proc.pid)
+            idle = queued == 0 and proc_state(proc.pid) == "S"
+            sig = (size, queued)
+            now = time.monotonic()
+            if last_sig is not None and size != last_sig[0]:
+                last_growth = now
+            if sig != last_sig or not idle:
+                last_busy = now
+            elif now - last_busy > QUIET:
+                break
+            last_sig = sig
+            time.sleep(0.05)
+        t_done = last_busy if api else last_growth
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with open(out_path, encoding="utf-8", errors="replace") as f:
+        out_text = f.read()
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        err_text = f.read()
+    row: Dict[str, object] = dict(label=label, rc=rc, create_s=t_created - t0, flush_s=t_flushed - t_created,
+                                  done_s=t_done - t0, enobufs=err_text.count(ENOBUFS))
+    if api:
+        stats = json.loads(out_text.strip().splitlines()[-1])
+        row.update(new=stats["NEW"], destroy=stats["DESTROY"], lost=stats["lost"], overruns=stats["overruns"])
+    else:
+        lines = out_text.splitlines()
+        row["new"] = sum(1 for x in lines if x.startswith("    [NEW] ") and SENTINEL_SRC not in x)
+        row["destroy"] = sum(1 for x in lines if x.startswith("[DESTROY] "))
+        notice = re.search(r"buffer size has been set to (\d+) bytes", err_text)
+        row["notice"] = notice.group(1) if notice else ""
+        row["summary"] = err_text.strip().splitlines()[-1] if err_text.strip() else ""
+    log(f"{label}: NEW {row['new']}/{n}, DESTROY {row['destroy']}/{n}, ENOBUFS warnings {row['enobufs']}, "
+        f"done after {row['done_s']:.1f}s (rc {rc})")
+    return row
+
+
+def report(args, rows: List[Dict[str, object]], facts: Dict[str, str]) -> str:
+    n = args.entries
+    out = ["# Event bursts: pynfct vs conntrack -E", "",
+           f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC  ",
+           f"Command: `{' '.join(shlex.quote(a) for a in sys.argv)}`", "",
+           "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()), "",
+           f"Burst: {n:,} entries created with one `conntrack -R` (TCP ESTABLISHED, distinct tuples), then "
+           f"`conntrack -F`: {n:,} NEW and {n:,} DESTROY events. Each listener ran alone on a fresh burst. "
+           "Losses vary from run to run with the load of the machine.", "",
+           "| listener | NEW received | DESTROY received | of expected | ENOBUFS warnings | lost (counted) | "
+           "create s | flush s | all read after s |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        got = int(r["new"]) + int(r["destroy"])
+        lost = r.get("lost", "-")
+        out.append(f"| {r['label']} | {r['new']:,} | {r['destroy']:,} | {100.0 * got / (2 * n):.1f}% | "
+                   f"{r['enobufs']} | {lost} | {r['create_s']:.2f} | {r['flush_s']:.2f} | {r['done_s']:.2f} |")
+    out += ["", "`lost (counted)`: the Python API's `stream.lost`, the kernel's count of events dropped for a full "
+            "socket buffer (SO_MEMINFO). `all read after`: seconds from the start of `conntrack -R` until the "
+            "listener had printed its last event.", ""]
+    return "\n".join(out)
+
+
+def machine_facts() -> Dict[str, str]:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    ver = subprocess.run(["conntrack", "-V"], capture_output=True, text=True).stdout.strip()
+    return {"nproc": str(os.cpu_count()), "kernel": platform.release(), "CPU": cpu, "conntrack": ver,
+            "Python": platform.python_version(),
+            "load average at the end": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=200000)
+    ap.add_argument("--pynfct", default=f"{sys.executable} -m pynfct", help="the pynfct command (default: %(default)s)")
+    ap.add_argument("--skip", action="append", default=[], help="skip listeners whose label contains this")
+    ap.add_argument("--save", help="write the Markdown report to this file too")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("events_burst.py: needs root (network namespaces)")
+
+    ns = Namespace()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    rows = []
+    try:
+        ns.ensure_capacity(args.entries)
+        with tempfile.TemporaryDirectory(prefix="pynfct-events-") as tmp:
+            lines_file = os.path.join(tmp, "burst.txt")
+            with open(lines_file, "w") as f:
+                for i in range(args.entries):
+                    f.write(f"-I -p tcp -s 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255} -d 198.18.0.1 "
+                            f"--sport {1024 + i % 60000} --dport 80 --state ESTABLISHED -u SEEN_REPLY,ASSURED "
+                            f"-t 100000\n")
+            env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            py = shlex.split(args.pynfct)
+            listeners = [
+                ("conntrack -E", ["conntrack", "-E"], False),
+                ("pynfct -E", [*py, "-E"], False),
+                ("pynfct -E -b 212992", [*py, "-E", "-b", "212992"], False),
+                ("Python API: for ev in ct.events()", [sys.executable, "-c", API_CHILD, REPO, SENTINEL_SRC], True),
+            ]
+            for label, argv, api in listeners:
+                if any(s in label for s in args.skip):
+                    continue
+                rows.append(run_listener(ns, label, argv, lines_file, args.entries, tmp, api=api, env=env))
+                ns.run("conntrack", "-F")
+    finally:
+        ns.close()
+    text = report(args, rows, machine_facts())
+    print(text)
+    if args.save:
+        with open(args.save, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
