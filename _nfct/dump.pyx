@@ -199,7 +199,7 @@ cdef class Dump:
         self.fc.items = NULL
 
     def __init__(self, int nsfd, int msg_type=DUMP_CONNTRACK, int family=0, Filter filt=None,
-                 bint kernel_filter=True):
+                 bint kernel_filter=True, bint userspace_filter=True):
         cdef char req[REQ_SIZE]
         cdef nlmsghdr *nlh
         cdef int i
@@ -218,7 +218,8 @@ cdef class Dump:
             raise MemoryError()
         self.fc.cap = SLOT_SIZE // 16
         self.fc.n = self.fi = 0
-        self.fc.filt = &filt.f if filt is not None else NULL
+        # -U sends the kernel part of its filter but applies its own rules in userspace.
+        self.fc.filt = &filt.f if filt is not None and userspace_filter else NULL
         for i in range(NSLOTS):
             self.pipe.slots[i].buf = self.slab + i * SLOT_SIZE
         self.pipe.head = self.pipe.tail = self.pipe.count = 0
@@ -332,6 +333,49 @@ cdef class Dump:
         self.fi += 1
         self.count += 1
         return Flow.adopt(ct)
+
+    def feed(self, size_t callback, size_t data):
+        """Hand every remaining kept entry to a C callback (an entry_cb_t address), without the GIL.
+
+        The write path (-D, -U) acts on entries in C as they arrive; entries already parsed by a
+        peek through __next__ go first. Returns how many entries were handed over.
+        """
+        cdef entry_cb_t cb = <entry_cb_t>callback
+        cdef slot_t *s
+        cdef int ret = 1, err = 0, i, stop = 0
+        cdef long n = 0
+        cdef nf_conntrack *ct
+        with nogil:
+            while True:
+                while self.fi < self.fc.n:
+                    ct = self.fc.items[self.fi]
+                    self.fc.items[self.fi] = NULL
+                    self.fi += 1
+                    n += 1
+                    if cb(ct, <void *>data) < 0:
+                        stop = 1
+                        break
+                if stop or self.finished:
+                    break
+                self.fc.n = self.fi = 0
+                s = self.take()
+                if s == NULL:
+                    self.finished = True
+                    break
+                ret = self.run_batch(s, flow_cb, &self.fc, &err)
+                self.release()
+                if ret <= 0:
+                    self.finished = True
+                    if ret == 0:
+                        continue      # hand over what the last batch held
+                    break
+        self.count += n
+        if ret < 0:
+            self.close()
+            raise from_errno(err, "dump")
+        if stop:
+            self.close()
+        return n
 
     def close(self):
         """Stop early: the reader drains nothing more and the socket is closed."""

@@ -22,6 +22,12 @@ cdef struct ct_filter:
 
 cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept nogil
 
+# Pieces of the filter that -U uses on their own (its filter is not -L's), and the template replay.
+cdef int _filter_nat(const ct_filter *f, const nf_conntrack *ct) noexcept nogil
+cdef int _filter_network(const ct_filter *f, const nf_conntrack *ct, int dir) noexcept nogil
+cdef nfct_bitmask *bitmask_of(bits) except? NULL
+cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1
+
 
 cdef class Filter:
     cdef ct_filter f

@@ -62,6 +62,10 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
         ATTR_USE
         ATTR_ID
         ATTR_STATUS
+        ATTR_TCP_FLAGS_ORIG
+        ATTR_TCP_FLAGS_REPL
+        ATTR_TCP_MASK_ORIG
+        ATTR_TCP_MASK_REPL
         ATTR_SECMARK
         ATTR_SCTP_STATE
         ATTR_SCTP_VTAG_ORIG
@@ -142,12 +146,22 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
                              const unsigned int out_flags, nfct_labelmap *map)
     int nfct_cmp(const nf_conntrack *ct1, const nf_conntrack *ct2, unsigned int flags)
 
+    # write path: -U copies the entry's tuple and the template's meta attributes into a new object
+    enum:
+        NFCT_CP_ALL
+        NFCT_CP_ORIG
+        NFCT_CP_REPL
+        NFCT_CP_META
+    void nfct_copy(nf_conntrack *dest, const nf_conntrack *source, unsigned int flags)
+    void nfct_copy_attr(nf_conntrack *ct1, const nf_conntrack *ct2, const nf_conntrack_attr type)
+
     nfct_bitmask *nfct_bitmask_new(unsigned int maxbit)
     nfct_bitmask *nfct_bitmask_clone(const nfct_bitmask *)
     unsigned int nfct_bitmask_maxbit(const nfct_bitmask *)
     void nfct_bitmask_set_bit(nfct_bitmask *, unsigned int bit)
     int nfct_bitmask_test_bit(const nfct_bitmask *, unsigned int bit)
     void nfct_bitmask_destroy(nfct_bitmask *)
+    void nfct_bitmask_unset_bit(nfct_bitmask *, unsigned int bit)
 
     nfct_labelmap *nfct_labelmap_new(const char *mapfile)
     void nfct_labelmap_destroy(nfct_labelmap *map)
@@ -172,6 +186,25 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
     int nfexp_nlmsg_build(nlmsghdr *nlh, const nf_expect *exp)
     void nfexp_set_attr(nf_expect *exp, const int type, const void *value)
     void nfexp_set_attr_u32(nf_expect *exp, const int type, uint32_t value)
+    void nfexp_set_attr_u8(nf_expect *exp, const int type, uint8_t value)
+    void nfexp_set_attr_u16(nf_expect *exp, const int type, uint16_t value)
+    const void *nfexp_get_attr(const nf_expect *exp, const int type)
+    int nfexp_attr_is_set(const nf_expect *exp, const int type)
+    uint16_t nfexp_get_attr_u16(const nf_expect *exp, const int type)
+    uint32_t nfexp_get_attr_u32(const nf_expect *exp, const int type)
+    nf_expect *nfexp_clone(const nf_expect *exp)
+    enum nf_expect_attr:
+        ATTR_EXP_MASTER
+        ATTR_EXP_EXPECTED
+        ATTR_EXP_MASK
+        ATTR_EXP_TIMEOUT
+        ATTR_EXP_ZONE
+        ATTR_EXP_FLAGS
+        ATTR_EXP_HELPER_NAME
+        ATTR_EXP_CLASS
+        ATTR_EXP_NAT_TUPLE
+        ATTR_EXP_NAT_DIR
+        ATTR_EXP_FN
     int nfexp_snprintf(char *buf, unsigned int size, const nf_expect *exp,
                        const unsigned int msg_type, const unsigned int out_type,
                        const unsigned int out_flags)

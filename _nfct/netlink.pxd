@@ -22,6 +22,7 @@ cdef extern from "<linux/netlink.h>" nogil:
     int NETLINK_NO_ENOBUFS
     int NETLINK_BROADCAST_ERROR
     int NETLINK_EXT_ACK
+    int NETLINK_CAP_ACK
     int SOL_NETLINK
     int NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP, NLM_F_CREATE, NLM_F_EXCL, NLM_F_DUMP_INTR
     int NLMSG_ERROR, NLMSG_DONE, NLMSG_NOOP, NLMSG_OVERRUN
@@ -62,6 +63,7 @@ cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
         CTA_STATUS
         CTA_MARK
         CTA_ZONE
+        CTA_ID
         CTA_MARK_MASK
         CTA_FILTER
         CTA_STATUS_MASK

@@ -3,6 +3,7 @@
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdio cimport snprintf
+from libc.string cimport memcpy
 
 from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
@@ -178,14 +179,23 @@ cdef int _exp_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     return MNL_CB_OK
 
 
-def expectations(int nsfd, int family, bint xml=False, bint timestamp=False):
-    """The expectation table as conntrack prints it (-L expect): a list of lines (bytes)."""
+def expectations(int nsfd, int family, bint xml=False, bint timestamp=False, bytes get=None):
+    """The expectation table as conntrack prints it (-L expect): a list of lines (bytes).
+
+    With `get` (the attributes of a -G expect request, see _nfct.write.expect_get_request) the kernel
+    is asked for that one expectation instead of the whole table.
+    """
     cdef char req[REQ_SIZE]
     cdef list lines = []
     cdef exp_ctx c
     cdef NfctSocket sock = NfctSocket(nsfd)
-    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET, NLM_F_DUMP,
-                                         family)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET,
+                                         NLM_F_DUMP if get is None else NLM_F_ACK, family)
+    if get is not None:
+        if nlh.nlmsg_len + len(get) > REQ_SIZE:
+            raise ValueError("expectation request too long")
+        memcpy(req + nlh.nlmsg_len, <const char *>get, len(get))
+        nlh.nlmsg_len += len(get)
     c.out_type = NFCT_O_XML if xml else NFCT_O_DEFAULT
     c.out_flags = NFCT_OF_TIME_FLAG if (timestamp and xml) else 0
     c.tms = timestamp
@@ -195,3 +205,54 @@ def expectations(int nsfd, int family, bint xml=False, bint timestamp=False):
     finally:
         sock.close()
     return lines
+
+
+cdef object _exp_record(const nf_expect *exp):
+    """An expectation as a dict: master/tuple/mask as Flows (their `orig` tuple), and its meta data."""
+    cdef const void *p
+    cdef nf_conntrack *ct
+    rec = {}
+    for key, attr in (("master", ATTR_EXP_MASTER), ("tuple", ATTR_EXP_EXPECTED), ("mask", ATTR_EXP_MASK)):
+        p = nfexp_get_attr(exp, attr) if nfexp_attr_is_set(exp, attr) else NULL
+        if p == NULL:
+            rec[key] = None
+            continue
+        ct = nfct_clone(<const nf_conntrack *>p)
+        if ct == NULL:
+            raise MemoryError()
+        rec[key] = Flow.adopt(ct)
+    for key, attr in (("timeout", ATTR_EXP_TIMEOUT), ("flags", ATTR_EXP_FLAGS), ("class", ATTR_EXP_CLASS)):
+        rec[key] = nfexp_get_attr_u32(exp, attr) if nfexp_attr_is_set(exp, attr) else None
+    rec["zone"] = nfexp_get_attr_u16(exp, ATTR_EXP_ZONE) if nfexp_attr_is_set(exp, ATTR_EXP_ZONE) else None
+    for key, attr in (("helper", ATTR_EXP_HELPER_NAME), ("fn", ATTR_EXP_FN)):
+        p = nfexp_get_attr(exp, attr) if nfexp_attr_is_set(exp, attr) else NULL
+        rec[key] = (<const char *>p).decode("utf-8", "replace") if p != NULL else None
+    return rec
+
+
+cdef int _exp_rec_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
+    cdef nf_expect *exp = nfexp_new()
+    if exp == NULL:
+        return MNL_CB_ERROR
+    nfexp_nlmsg_parse(nlh, exp)
+    with gil:
+        try:
+            (<list>data).append(_exp_record(exp))
+        except BaseException:
+            nfexp_destroy(exp)
+            return MNL_CB_ERROR
+    nfexp_destroy(exp)
+    return MNL_CB_OK
+
+
+def expectation_records(int nsfd, int family):
+    """The expectation table as dicts (see _exp_record); family 0 for both."""
+    cdef char req[REQ_SIZE]
+    cdef list records = []
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET, NLM_F_DUMP, family)
+    try:
+        sock.talk(nlh, _exp_rec_cb, <void *>records)
+    finally:
+        sock.close()
+    return records

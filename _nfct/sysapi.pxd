@@ -8,6 +8,8 @@ cdef extern from "<arpa/inet.h>" nogil:
     uint32_t htonl(uint32_t)
     uint32_t ntohl(uint32_t)
     const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
+    int inet_pton(int af, const char *src, void *dst)
+    int inet_aton(const char *cp, void *inp)
 
 
 cdef extern from "<sys/socket.h>" nogil:

@@ -1,0 +1,1615 @@
+# cython: language_level=3
+"""The write path: create (-I/-A), update (-U), delete (-D), flush (-F), the expectation table, -R.
+
+Single requests go through NfctSocket.talk, as conntrack sends them. Bulk work (-D/-U over a dump, the
+creates of a -R file) is pipelined: requests are packed back to back into one sendmsg, only failures
+and the last request of each batch are acknowledged, and since the kernel runs every request of a
+sendmsg before the call returns, one pass over the receive queue after each send sees every answer
+of that batch. Nothing is lost and nothing is waited for per request.
+"""
+import os
+import socket as _socket
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport errno, EINTR, ENOENT, EEXIST, ENOMEM
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memset
+from posix.unistd cimport write
+
+from _nfct.libmnl cimport *
+from _nfct.libnfct cimport *
+from _nfct.netlink cimport *
+from _nfct.sysapi cimport htonl, ntohl
+from _nfct.socket cimport NfctSocket
+from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, bitmask_of, set_attrs
+from _nfct.format cimport Format, fmt_t, format_ct
+from _nfct.flow cimport Flow
+from _nfct.dump cimport entry_cb_t
+from _nfct.pthread cimport *
+
+from pynfct.errors import from_errno, ParameterError
+from pynfct.template import Opt
+
+cdef enum:
+    AF_INET = 2
+    AF_INET6 = 10
+    UNIT = 64               # entries per sendmsg for -D/-U
+    NBATCH = 4              # -D/-U batches in flight between the calling thread and the sender
+    SEND_SIZE = 1 << 17     # the batch buffer; below the socket's send buffer
+    MSG_ROOM = 4096         # more than any single request needs
+    RECV_SIZE = 1 << 16
+    OUT_SIZE = 1 << 20
+    ENTRY_MAX = 4096
+    RCVBUF = 8 << 20        # room for the GET answers of a -U batch (each a ~4 KiB skb)
+    SNDBUF = 1 << 20
+
+cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_ADD_LABEL = Opt.ADD_LABEL
+cdef unsigned int O_DEL_LABEL = Opt.DEL_LABEL, O_ORIG = Opt.ORIG, O_REPL = Opt.REPL, O_PROTO = Opt.PROTO
+cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
+cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
+
+# status bits a user may set on a new entry (the kernel refuses EXPECTED, CONFIRMED, NAT bits, ...)
+cdef uint32_t SETTABLE_STATUS = (1 << 1) | (1 << 2) | (1 << 10)
+
+
+# --- the request pipeline -----------------------------------------------------------------------------
+
+# Called for every answer of a batch: `index` counts the batch's requests from 0; `err` is the errno of
+# an NLMSG_ERROR (0 for an acknowledgement) and nlh is NULL, or nlh is a data answer (a GET's entry).
+ctypedef void (*answer_cb)(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil
+
+
+# the sending socket
+cdef struct req_t:
+    mnl_socket *nl
+    unsigned int portid
+    uint32_t seq             # the last sequence number used
+    char *rbuf
+    int err                  # errno of a failed send/recv
+
+
+# requests sent with one sendmsg, and the entries they are about (-D/-U)
+cdef struct batch_t:
+    char *buf
+    size_t len
+    size_t last              # offset of the last request
+    int n                    # requests
+    uint32_t first           # sequence number of the first request
+    nf_conntrack *pend[UNIT]
+    int res[UNIT]
+    int res2[UNIT]
+    nf_conntrack *got[UNIT]
+    int npend
+
+
+cdef int req_init(req_t *r, NfctSocket sock) except -1:
+    cdef int one = 1
+    memset(r, 0, sizeof(req_t))
+    r.nl = sock.mnl
+    r.portid = sock.portid
+    r.rbuf = <char *>malloc(RECV_SIZE)
+    if r.rbuf == NULL:
+        raise MemoryError()
+    # Errors carry only the failed request's header, not its payload.
+    mnl_socket_setsockopt(r.nl, NETLINK_CAP_ACK, &one, sizeof(int))
+    s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 12, fileno=os.dup(sock.fileno()))
+    try:
+        for opt, force, size in ((_socket.SO_RCVBUF, 33, RCVBUF), (_socket.SO_SNDBUF, 32, SNDBUF)):
+            try:
+                s.setsockopt(_socket.SOL_SOCKET, force, size)     # SO_*BUFFORCE: root may exceed rmem_max
+            except OSError:
+                s.setsockopt(_socket.SOL_SOCKET, opt, size)
+    finally:
+        s.close()
+    return 0
+
+
+cdef void req_free(req_t *r) noexcept nogil:
+    free(r.rbuf)
+    r.rbuf = NULL
+
+
+cdef int batch_init(batch_t *b) noexcept nogil:
+    memset(b, 0, sizeof(batch_t))
+    b.buf = <char *>malloc(SEND_SIZE)
+    return 0 if b.buf != NULL else -1
+
+
+cdef inline bint batch_full(const batch_t *b) noexcept nogil:
+    return b.len + MSG_ROOM > SEND_SIZE
+
+
+cdef nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uint16_t flags,
+                       uint8_t family) noexcept nogil:
+    """Start a request at the end of the batch (finish it with req_done)."""
+    cdef nlmsghdr *nlh = mnl_nlmsg_put_header(b.buf + b.len)
+    cdef nfgenmsg *nfh
+    nlh.nlmsg_type = (subsys << 8) | type
+    nlh.nlmsg_flags = NLM_F_REQUEST | flags
+    r.seq += 1
+    if r.seq == 0:
+        r.seq = 1
+    nlh.nlmsg_seq = r.seq
+    if b.n == 0:
+        b.first = r.seq
+    nfh = <nfgenmsg *>mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+    nfh.nfgen_family = family
+    nfh.version = NFNETLINK_V0
+    nfh.res_id = 0
+    return nlh
+
+
+cdef inline void req_done(batch_t *b, nlmsghdr *nlh) noexcept nogil:
+    b.last = b.len
+    b.len += nlh.nlmsg_len
+    b.n += 1
+
+
+cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogil:
+    """Send the batch and hand every answer to cb; 0, or -1 with r.err set."""
+    cdef nlmsghdr *lastmsg
+    cdef const nlmsghdr *nlh
+    cdef uint32_t last, seq
+    cdef ssize_t got
+    cdef int left
+    cdef bint done = False
+    if b.n == 0:
+        return 0
+    lastmsg = <nlmsghdr *>(b.buf + b.last)
+    lastmsg.nlmsg_flags |= NLM_F_ACK
+    last = lastmsg.nlmsg_seq
+    while mnl_socket_sendto(r.nl, b.buf, b.len) < 0:
+        if errno != EINTR:
+            r.err = errno
+            return -1
+    while not done:
+        got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            r.err = errno
+            return -1
+        nlh = <const nlmsghdr *>r.rbuf
+        left = <int>got
+        while mnl_nlmsg_ok(nlh, left):
+            seq = nlh.nlmsg_seq
+            if seq - b.first <= last - b.first:       # an answer to this batch (unsigned: wraps)
+                if nlh.nlmsg_type == NLMSG_ERROR:
+                    cb(data, seq - b.first, -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error, NULL)
+                    if seq == last:
+                        done = True
+                elif nlh.nlmsg_type >= 16:        # NLMSG_MIN_TYPE: a data answer
+                    cb(data, seq - b.first, 0, nlh)
+            nlh = mnl_nlmsg_next(nlh, &left)
+    b.len = 0
+    b.n = 0
+    return 0
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+cdef struct out_t:
+    int fd                   # -1: nothing is written
+    char *buf
+    size_t len
+    int err
+
+
+cdef int out_flush(out_t *o) noexcept nogil:
+    cdef size_t off = 0
+    cdef ssize_t n
+    while off < o.len:
+        n = write(o.fd, o.buf + off, o.len - off)
+        if n < 0:
+            if errno == EINTR:
+                continue
+            o.err = errno
+            return -1
+        off += n
+    o.len = 0
+    return 0
+
+
+cdef int out_entry(out_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsigned int msg_type) noexcept nogil:
+    if o.fd < 0:
+        return 0
+    if o.len + ENTRY_MAX + 2 > OUT_SIZE and out_flush(o) < 0:
+        return -1
+    o.len += format_ct(o.buf + o.len, ENTRY_MAX, ct, fmt, msg_type)
+    o.buf[o.len] = b'\n'
+    o.len += 1
+    return 0
+
+
+# --- requests built from an entry ---------------------------------------------------------------------
+
+cdef inline uint8_t family_of(const nf_conntrack *ct) noexcept nogil:
+    return nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)
+
+
+cdef int put_lookup(nlmsghdr *nlh, const nf_conntrack *ct, bint with_id) noexcept nogil:
+    """The attributes the kernel finds one entry by: original tuple, zone, and (to delete) its id.
+
+    conntrack sends the whole entry back; the kernel reads only these, so the short form is the
+    same request for it, cheaper to build and to parse. The id makes sure a delete never hits a new
+    entry that took the tuple of one that just went away.
+    """
+    cdef nf_conntrack *t = nfct_new()
+    if t == NULL:
+        return -1
+    nfct_copy(t, ct, NFCT_CP_ORIG)
+    nfct_copy_attr(t, ct, ATTR_ORIG_ZONE)
+    nfct_copy_attr(t, ct, ATTR_ZONE)
+    nfct_nlmsg_build(nlh, t)
+    nfct_destroy(t)
+    if with_id and nfct_attr_is_set(ct, ATTR_ID):
+        mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)))
+    return 0
+
+
+cdef inline uint16_t zone_id(const nf_conntrack *ct, bint reply) noexcept nogil:
+    """The zone the kernel looks an entry up in, per direction (0: the default zone)."""
+    cdef nf_conntrack_attr a = ATTR_REPL_ZONE if reply else ATTR_ORIG_ZONE
+    if nfct_attr_is_set(ct, a):
+        return nfct_get_attr_u16(ct, a)
+    if nfct_attr_is_set(ct, ATTR_ZONE):
+        return nfct_get_attr_u16(ct, ATTR_ZONE)
+    return 0
+
+
+# --- -D and -U over a dump ----------------------------------------------------------------------------
+#
+# Three threads share the work: the dump's reader receives batches of entries (the kernel fills them
+# inside recvmsg), the calling thread parses and selects entries and builds the requests, and a sender
+# thread sends each batch of requests (the kernel runs them inside sendmsg), reads the answers and writes
+# out the entries that were changed. Batches go round a ring of NBATCH.
+
+cdef struct mod_ctx:
+    req_t req
+    out_t out
+    bint update
+    const fmt_t *fmt
+    unsigned int msg_type
+    # -U
+    const ct_filter *filt
+    const nf_conntrack *obj
+    uint32_t mark_value
+    uint32_t mark_mask
+    const nfct_bitmask *label_modify
+    unsigned int options
+    # the ring: the calling thread fills batches[submitted % NBATCH], the sender works through them
+    batch_t batches[NBATCH]
+    pthread_mutex_t lock
+    pthread_cond_t cond
+    long submitted
+    long processed
+    bint done
+    bint threaded
+    pthread_t thread
+    # results (the sender's until it is joined)
+    bint collect             # keep the entries done (for the Python API)
+    nf_conntrack **kept
+    long nkept
+    long capkept
+    long count
+    long vanished
+    long unchanged
+    int *fail
+    long nfail
+    long capfail
+    int err
+
+
+cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
+    return &c.batches[c.submitted % NBATCH]
+
+
+cdef int add_fail(mod_ctx *c, int e) noexcept nogil:
+    cdef int *p
+    if c.nfail == c.capfail:
+        p = <int *>realloc(c.fail, (c.capfail * 2 + 64) * sizeof(int))
+        if p == NULL:
+            return -1
+        c.fail = p
+        c.capfail = c.capfail * 2 + 64
+    c.fail[c.nfail] = e
+    c.nfail += 1
+    return 0
+
+
+cdef struct answer_ctx:
+    mod_ctx *c
+    batch_t *b
+
+
+cdef void mod_answer(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil:
+    cdef mod_ctx *c = (<answer_ctx *>data).c
+    cdef batch_t *b = (<answer_ctx *>data).b
+    cdef uint32_t i = index // 2 if c.update else index
+    cdef nf_conntrack *ct
+    if i >= <uint32_t>b.npend:
+        return
+    if not c.update:
+        b.res[i] = err
+    elif index % 2 == 0:
+        b.res[i] = err          # the update
+    elif nlh != NULL:
+        ct = nfct_new()         # the GET's answer: the entry as the kernel now has it
+        if ct != NULL:
+            nfct_nlmsg_parse(nlh, ct)
+            if b.got[i] != NULL:
+                nfct_destroy(b.got[i])
+            b.got[i] = ct
+    elif err:
+        b.res2[i] = err
+
+
+cdef int mod_run(mod_ctx *c, batch_t *b) noexcept nogil:
+    """Send a batch, then print and count what it did (the sender's work)."""
+    cdef int i, e
+    cdef int ret = 0
+    cdef answer_ctx a
+    a.c = c
+    a.b = b
+    if c.err:
+        ret = -1
+    elif req_flush(&c.req, b, mod_answer, &a) < 0:
+        c.err = c.req.err
+        ret = -1
+    for i in range(b.npend):
+        if ret == 0:
+            e = b.res[i]
+            if c.update and e == 0:
+                e = b.res2[i]
+                if e == 0 and b.got[i] == NULL:
+                    e = ENOENT
+            if e == 0:
+                if out_entry(&c.out, b.got[i] if c.update else b.pend[i], c.fmt, c.msg_type) < 0:
+                    c.err = c.out.err
+                    ret = -1
+                c.count += 1
+                if c.collect and keep(c, b, i) < 0:
+                    c.err = ENOMEM
+                    ret = -1
+            elif e == ENOENT:
+                c.vanished += 1      # gone between the dump and the request: not an error
+            elif add_fail(c, e) < 0:
+                c.err = ENOMEM
+                ret = -1
+        if b.pend[i] != NULL:
+            nfct_destroy(b.pend[i])
+        if b.got[i] != NULL:
+            nfct_destroy(b.got[i])
+        b.pend[i] = b.got[i] = NULL
+        b.res[i] = b.res2[i] = 0
+    b.npend = 0
+    b.len = 0
+    b.n = 0
+    return ret
+
+
+cdef int keep(mod_ctx *c, batch_t *b, int i) noexcept nogil:
+    """Keep the entry (the kernel's answer after -U, the dumped one for -D): ownership moves here."""
+    cdef nf_conntrack **p
+    if c.nkept == c.capkept:
+        p = <nf_conntrack **>realloc(c.kept, (c.capkept * 2 + 64) * sizeof(nf_conntrack *))
+        if p == NULL:
+            return -1
+        c.kept = p
+        c.capkept = c.capkept * 2 + 64
+    if c.update:
+        c.kept[c.nkept] = b.got[i]
+        b.got[i] = NULL
+    else:
+        c.kept[c.nkept] = b.pend[i]
+        b.pend[i] = NULL
+    c.nkept += 1
+    return 0
+
+
+cdef void *sender_main(void *arg) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>arg
+    cdef batch_t *b
+    while True:
+        pthread_mutex_lock(&c.lock)
+        while c.processed == c.submitted and not c.done:
+            pthread_cond_wait(&c.cond, &c.lock)
+        if c.processed == c.submitted:
+            pthread_mutex_unlock(&c.lock)
+            return NULL
+        b = &c.batches[c.processed % NBATCH]
+        pthread_mutex_unlock(&c.lock)
+        mod_run(c, b)
+        pthread_mutex_lock(&c.lock)
+        c.processed += 1
+        pthread_cond_broadcast(&c.cond)
+        pthread_mutex_unlock(&c.lock)
+
+
+cdef int mod_submit(mod_ctx *c) noexcept nogil:
+    """Hand the batch being filled to the sender; wait for a free one. -1 once something failed."""
+    if not c.threaded:
+        mod_run(c, mod_batch(c))
+        return -1 if c.err else 0
+    pthread_mutex_lock(&c.lock)
+    c.submitted += 1
+    pthread_cond_broadcast(&c.cond)
+    while c.submitted - c.processed >= NBATCH:
+        pthread_cond_wait(&c.cond, &c.lock)
+    pthread_mutex_unlock(&c.lock)
+    return -1 if c.err else 0
+
+
+cdef int delete_entry(nf_conntrack *ct, void *data) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>data
+    cdef batch_t *b = mod_batch(c)
+    cdef nlmsghdr *nlh
+    if c.err:
+        nfct_destroy(ct)
+        return -1
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, family_of(ct))
+    if put_lookup(nlh, ct, True) < 0:
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    req_done(b, nlh)
+    b.pend[b.npend] = ct
+    b.npend += 1
+    if b.npend == UNIT or batch_full(b):
+        return mod_submit(c)
+    return 0
+
+
+cdef int update_reject(const mod_ctx *c, const nf_conntrack *ct) noexcept nogil:
+    """conntrack's -U selection (mnl_nfct_update_cb): not -L's filter, -m/-u/-t are values to set."""
+    cdef const ct_filter *f = c.filt
+    cdef const nfct_bitmask *ctb
+    cdef const nf_conntrack *obj = c.obj
+    cdef unsigned int i
+    if f.options & (O_SRC_NAT | O_DST_NAT | O_ANY_NAT) and _filter_nat(f, ct):
+        return 1
+    if f.label != NULL:
+        ctb = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
+        if ctb == NULL:
+            return 1
+        for i in range(nfct_bitmask_maxbit(f.label) + 1):
+            if nfct_bitmask_test_bit(f.label, i) and not nfct_bitmask_test_bit(ctb, i):
+                return 1
+    if f.options & O_MASK_SRC and _filter_network(f, ct, 0):
+        return 1
+    if f.options & O_MASK_DST and _filter_network(f, ct, 1):
+        return 1
+    if (nfct_attr_is_set(obj, ATTR_ID) and nfct_attr_is_set(ct, ATTR_ID)
+            and nfct_get_attr_u32(obj, ATTR_ID) != nfct_get_attr_u32(ct, ATTR_ID)):
+        return 1
+    if f.options & (O_ORIG | O_PROTO) and not nfct_cmp(obj, ct, NFCT_CMP_ORIG):
+        return 1
+    if f.options & (O_REPL | O_PROTO) and not nfct_cmp(obj, ct, NFCT_CMP_REPL):
+        return 1
+    # conntrack sends -w/--orig-zone in the update, so the kernel only finds entries of that zone
+    # (and says ENOENT for the others); pynfct selects them instead and sends each entry's own zone.
+    if nfct_attr_is_set(obj, ATTR_ZONE) and zone_id(ct, False) != nfct_get_attr_u16(obj, ATTR_ZONE):
+        return 1
+    if nfct_attr_is_set(obj, ATTR_ORIG_ZONE) and zone_id(ct, False) != nfct_get_attr_u16(obj, ATTR_ORIG_ZONE):
+        return 1
+    if nfct_attr_is_set(obj, ATTR_REPL_ZONE) and zone_id(ct, True) != nfct_get_attr_u16(obj, ATTR_REPL_ZONE):
+        return 1
+    return 0
+
+
+cdef int copy_label(const mod_ctx *c, nf_conntrack *tmp, const nf_conntrack *ct) noexcept nogil:
+    """--label-add/--label-del as conntrack's copy_label(): the kernel takes labels and a mask of
+    the same size as it sent, and keeps only bits that are zero in both."""
+    cdef nfct_bitmask *ctb
+    cdef nfct_bitmask *newmask
+    cdef unsigned int i
+    if not c.options & (O_ADD_LABEL | O_DEL_LABEL):
+        return 0
+    nfct_copy_attr(tmp, ct, ATTR_CONNLABELS)
+    ctb = <nfct_bitmask *>nfct_get_attr(tmp, ATTR_CONNLABELS)
+    if c.options & O_ADD_LABEL:
+        if ctb == NULL:
+            newmask = nfct_bitmask_clone(c.label_modify)
+            if newmask == NULL:
+                return -1
+            nfct_set_attr(tmp, ATTR_CONNLABELS, newmask)
+            return 0
+        newmask = nfct_bitmask_new(nfct_bitmask_maxbit(ctb))
+        if newmask == NULL:
+            return -1
+        for i in range(nfct_bitmask_maxbit(ctb) + 1):
+            if nfct_bitmask_test_bit(c.label_modify, i):
+                nfct_bitmask_set_bit(ctb, i)
+                nfct_bitmask_set_bit(newmask, i)
+            elif nfct_bitmask_test_bit(ctb, i):
+                nfct_bitmask_unset_bit(ctb, i)
+        nfct_set_attr(tmp, ATTR_CONNLABELS_MASK, newmask)
+    elif ctb != NULL:
+        if c.label_modify == NULL:          # --label-del without names: drop them all
+            newmask = nfct_bitmask_new(0)
+            if newmask != NULL:
+                nfct_set_attr(tmp, ATTR_CONNLABELS, newmask)
+            return 0
+        for i in range(nfct_bitmask_maxbit(ctb) + 1):
+            if nfct_bitmask_test_bit(c.label_modify, i):
+                nfct_bitmask_unset_bit(ctb, i)
+        newmask = nfct_bitmask_clone(c.label_modify)
+        if newmask == NULL:
+            return -1
+        nfct_set_attr(tmp, ATTR_CONNLABELS_MASK, newmask)
+    return 0
+
+
+cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>data
+    cdef batch_t *b
+    cdef nf_conntrack *tmp
+    cdef nlmsghdr *nlh
+    cdef uint32_t v
+    cdef nf_conntrack_attr za
+    cdef int k
+    cdef nf_conntrack_attr zones[3]
+    zones[0] = ATTR_ZONE
+    zones[1] = ATTR_ORIG_ZONE
+    zones[2] = ATTR_REPL_ZONE
+    if c.err:
+        nfct_destroy(ct)
+        return -1
+    if update_reject(c, ct):
+        nfct_destroy(ct)
+        return 0
+    tmp = nfct_new()
+    if tmp == NULL:
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    # conntrack's object: the entry's original tuple, the template's other attributes, then the
+    # mark (MARK/MASK: keep the bits outside MASK, xor in MARK), status bits added, labels.
+    nfct_copy(tmp, ct, NFCT_CP_ORIG)
+    nfct_copy(tmp, c.obj, NFCT_CP_META)
+    for k in range(3):
+        za = zones[k]
+        nfct_attr_unset(tmp, za)
+        nfct_copy_attr(tmp, ct, za)
+    if c.options & O_MARK:
+        v = nfct_get_attr_u32(ct, ATTR_MARK)
+        nfct_set_attr_u32(tmp, ATTR_MARK, (v & ~c.mark_mask) ^ c.mark_value)
+    if c.options & O_STATUS:
+        nfct_set_attr_u32(tmp, ATTR_STATUS, nfct_get_attr_u32(ct, ATTR_STATUS) | nfct_get_attr_u32(tmp, ATTR_STATUS))
+    if copy_label(c, tmp, ct) < 0:
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    if nfct_cmp(tmp, ct, NFCT_CMP_ALL | NFCT_CMP_MASK):
+        c.unchanged += 1        # nothing would change: no request, not counted (as conntrack)
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        return 0
+    # The entry's own family: conntrack 1.4.7 sends the command's, which is AF_UNSPEC without -f or an
+    # address, and the kernel refuses that (EOPNOTSUPP).
+    b = mod_batch(c)
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, 0, family_of(ct))
+    nfct_nlmsg_build(nlh, tmp)
+    req_done(b, nlh)
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, 0, family_of(ct))
+    put_lookup(nlh, tmp, False)
+    req_done(b, nlh)
+    nfct_destroy(tmp)
+    b.pend[b.npend] = ct
+    b.npend += 1
+    if b.npend == UNIT or batch_full(b):
+        return mod_submit(c)
+    return 0
+
+
+cdef class ModifyResult:
+    """What -D/-U did: `count` entries changed, `vanished` gone before their turn, `unchanged` left
+    alone (-U had nothing to change), `failures` the errnos of the others; `flows` (with collect) the
+    entries deleted, or updated as the kernel has them now."""
+    cdef readonly long count
+    cdef readonly long vanished
+    cdef readonly long unchanged
+    cdef readonly list failures
+    cdef readonly list flows
+
+    def __repr__(self):
+        return (f"ModifyResult(count={self.count}, vanished={self.vanished}, unchanged={self.unchanged}, "
+                f"failures={len(self.failures)})")
+
+
+cdef long _feed(int nsfd, int family, Filter filt, bint userspace, mod_ctx *c, entry_cb_t cb) except -1:
+    """Run cb on every entry the dump keeps, filtered by the kernel as far as it can (see iter_flows)."""
+    from _nfct.dump import Dump, DUMP_CONNTRACK
+    cdef Flow f
+    cdef nf_conntrack *ct
+    if filt.split_families and ((filt.tuple_flags(AF_INET, False) | filt.tuple_flags(AF_INET, True)) & ~8) == 0:
+        # Only the protocol (CTA_FILTER_F_CTA_PROTO_NUM): it rarely drops most of a table, and filtering
+        # both families takes a second walk of the whole table. One dump, as conntrack does.
+        filt.kernel_tuple = False
+    if not filt.split_families:
+        return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
+    d6 = Dump(nsfd, DUMP_CONNTRACK, AF_INET6, filt, True, userspace)
+    d4 = Dump(nsfd, DUMP_CONNTRACK, AF_INET, filt, True, userspace)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        return d4.feed(<size_t>cb, <size_t>c)
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        f = first6
+        ct = f.ct
+        f.ct = NULL
+        with nogil:
+            cb(ct, c)
+        return 1 + d6.feed(<size_t>cb, <size_t>c)
+    # Both families match: one dump filtered here keeps conntrack's order.
+    d6.close()
+    filt.kernel_tuple = False
+    return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
+
+
+cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:
+    cdef Flow f
+    cdef nf_conntrack *ct
+    cdef int ret
+    for f in flows:
+        ct = nfct_clone(f.ct)
+        if ct == NULL:
+            raise MemoryError()
+        with nogil:
+            ret = cb(ct, c)
+        if ret < 0:
+            break
+    return 0
+
+
+def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, bint threaded=True, flows=None,
+           bint collect=False):
+    """-D (update False) or -U over the entries the command selects; entries done are written to fd
+    as `fmt` says (fd -1: not written). With `flows` (Flow objects, e.g. from a dump), those entries
+    are the ones acted on instead of a dump's. Returns a ModifyResult."""
+    cdef mod_ctx *c = <mod_ctx *>malloc(sizeof(mod_ctx))
+    cdef NfctSocket sock
+    cdef Filter filt
+    cdef nfct_bitmask *label_modify = NULL
+    cdef ModifyResult r = ModifyResult.__new__(ModifyResult)
+    cdef long i
+    cdef int k
+    cdef bint started = False
+    cdef batch_t *b
+    if c == NULL:
+        raise MemoryError()
+    memset(c, 0, sizeof(mod_ctx))
+    c.out.fd = fd
+    try:
+        for k in range(NBATCH):
+            if batch_init(&c.batches[k]) < 0:
+                raise MemoryError()
+        if update:
+            # The kernel may drop entries by tuple, family and zone; -m and -u are values to set here.
+            import copy
+            kcmd = copy.copy(command)
+            kcmd.tmpl = copy.copy(command.tmpl)
+            kcmd.tmpl.filter_mark_kernel = None
+            kcmd.tmpl.filter_status_kernel = None
+            filt = Filter(kcmd, True)
+            c.filt = &filt.f
+            c.obj = filt.ct
+            c.mark_value, c.mark_mask = command.tmpl.mark
+            c.options = int(command.options)
+            if command.tmpl.label_modify is not None:
+                label_modify = bitmask_of(command.tmpl.label_modify)
+            c.label_modify = label_modify
+            c.msg_type = NFCT_T_NEW if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
+        else:
+            filt = Filter(command, True)
+            c.msg_type = NFCT_T_DESTROY if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
+        c.update = update
+        c.collect = collect
+        if fmt is None:
+            fmt = Format(0)
+            c.out.fd = -1
+        c.fmt = &fmt.f
+        if c.out.fd >= 0:
+            c.out.buf = <char *>malloc(OUT_SIZE)
+            if c.out.buf == NULL:
+                raise MemoryError()
+        sock = NfctSocket(nsfd)
+        req_init(&c.req, sock)
+        pthread_mutex_init(&c.lock, NULL)
+        pthread_cond_init(&c.cond, NULL)
+        started = True
+        if threaded and pthread_create(&c.thread, NULL, sender_main, c) == 0:
+            c.threaded = True
+        try:
+            if flows is None:
+                _feed(nsfd, command.family, filt, not update, c, update_entry if update else delete_entry)
+            else:
+                _feed_flows(flows, c, update_entry if update else delete_entry)
+        finally:
+            with nogil:
+                b = mod_batch(c)
+                if b.npend:
+                    mod_submit(c)
+                if c.threaded:
+                    pthread_mutex_lock(&c.lock)
+                    c.done = True
+                    pthread_cond_broadcast(&c.cond)
+                    pthread_mutex_unlock(&c.lock)
+                    pthread_join(c.thread, NULL)
+                    c.threaded = False
+                if c.out.len and c.out.fd >= 0 and c.err == 0:
+                    if out_flush(&c.out) < 0:
+                        c.err = c.out.err
+            sock.close()
+        if c.err:
+            raise from_errno(c.err)
+        r.count = c.count
+        r.vanished = c.vanished
+        r.unchanged = c.unchanged
+        r.failures = [c.fail[i] for i in range(c.nfail)]
+        r.flows = []
+        for i in range(c.nkept):
+            r.flows.append(Flow.adopt(c.kept[i]))
+            c.kept[i] = NULL
+        return r
+    finally:
+        for i in range(c.nkept):
+            if c.kept[i] != NULL:
+                nfct_destroy(c.kept[i])
+        free(c.kept)
+        for k in range(NBATCH):
+            b = &c.batches[k]
+            for i in range(b.npend):
+                if b.pend[i] != NULL:
+                    nfct_destroy(b.pend[i])
+                if b.got[i] != NULL:
+                    nfct_destroy(b.got[i])
+            free(b.buf)
+        if started:
+            pthread_mutex_destroy(&c.lock)
+            pthread_cond_destroy(&c.cond)
+        req_free(&c.req)
+        free(c.out.buf)
+        free(c.fail)
+        if label_modify != NULL:
+            nfct_bitmask_destroy(label_modify)
+        free(c)
+
+
+# --- single requests ----------------------------------------------------------------------------------
+
+cdef nf_conntrack *template_ct(command) except NULL:
+    """tmpl.ct as conntrack sends it for -I/-A: setup of the missing direction, mark, labels."""
+    cdef nf_conntrack *ct = nfct_new()
+    if ct == NULL:
+        raise MemoryError()
+    tmpl = command.tmpl
+    try:
+        set_attrs(ct, tmpl.ct)
+        if tmpl.setup == "reply":
+            nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY)
+        elif tmpl.setup == "original":
+            nfct_setobjopt(ct, NFCT_SOPT_SETUP_ORIGINAL)
+        if command.options & Opt.MARK:
+            nfct_set_attr_u32(ct, ATTR_MARK, tmpl.mark[0])
+        if command.options & Opt.ADD_LABEL and tmpl.label_modify is not None:
+            nfct_set_attr(ct, ATTR_CONNLABELS, bitmask_of(tmpl.label_modify))
+    except BaseException:
+        nfct_destroy(ct)
+        raise
+    return ct
+
+
+cdef int _ignore_answer(const nlmsghdr *nlh, void *data) noexcept nogil:
+    return MNL_CB_OK
+
+
+cdef int _talk_ct(int nsfd, uint16_t type, uint16_t flags, uint8_t family, const nf_conntrack *ct) except -1:
+    cdef char req[8192]
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, type, flags, family)
+    try:
+        if ct != NULL and nfct_nlmsg_build(nlh, ct) < 0:
+            raise from_errno(errno, "build request")
+        sock.talk(nlh, _ignore_answer, NULL)
+    finally:
+        sock.close()
+    return 0
+
+
+def create(int nsfd, command):
+    """-I or -A: one NEW request with NLM_F_CREATE|NLM_F_EXCL, as conntrack sends it."""
+    cdef nf_conntrack *ct = template_ct(command)
+    try:
+        _talk_ct(nsfd, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, command.family, ct)
+    finally:
+        nfct_destroy(ct)
+
+
+cdef nf_conntrack *creatable_clone(const nf_conntrack *src) except NULL:
+    """A dumped entry as a create request: its tuples, zones, status bits a user may set, timeout,
+    mark, labels and protocol state (not its id, counters, timestamps, helper or security context)."""
+    cdef nf_conntrack *ct = nfct_clone(src)
+    cdef nf_conntrack_attr a
+    if ct == NULL:
+        raise MemoryError()
+    for a in (ATTR_ID, ATTR_USE, ATTR_ORIG_COUNTER_PACKETS, ATTR_REPL_COUNTER_PACKETS,
+              ATTR_ORIG_COUNTER_BYTES, ATTR_REPL_COUNTER_BYTES, ATTR_TIMESTAMP_START,
+              ATTR_TIMESTAMP_STOP, ATTR_SECCTX, ATTR_HELPER_NAME):
+        nfct_attr_unset(ct, a)
+    if nfct_attr_is_set(ct, ATTR_STATUS):
+        nfct_set_attr_u32(ct, ATTR_STATUS, nfct_get_attr_u32(ct, ATTR_STATUS) & SETTABLE_STATUS)
+    return ct
+
+
+def create_flow(int nsfd, Flow flow not None, bint exclusive=True):
+    """Create an entry like a dumped one (see creatable_clone)."""
+    cdef nf_conntrack *ct = creatable_clone(flow.ct)
+    try:
+        _talk_ct(nsfd, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_ACK | (NLM_F_EXCL if exclusive else 0),
+                 family_of(ct), ct)
+    finally:
+        nfct_destroy(ct)
+
+
+def delete_flow(int nsfd, Flow flow not None):
+    """Delete the entry a dumped Flow describes (by tuple, zone and id)."""
+    cdef char req[8192]
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_ACK,
+                                         family_of(flow.ct))
+    try:
+        if put_lookup(nlh, flow.ct, True) < 0:
+            raise MemoryError()
+        sock.talk(nlh, _ignore_answer, NULL)
+    finally:
+        sock.close()
+
+
+def flush(int nsfd, int family):
+    """-F: IPCTNL_MSG_CT_DELETE without a tuple. Like conntrack (nfgen version 0), the kernel then
+    empties the whole table whatever the family."""
+    _talk_ct(nsfd, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family, NULL)
+
+
+# --- the expectation table ----------------------------------------------------------------------------
+
+cdef int _talk_exp(int nsfd, uint16_t type, uint16_t flags, uint8_t family, const nf_expect *exp) except -1:
+    cdef char req[8192]
+    cdef NfctSocket sock = NfctSocket(nsfd)
+    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, type, flags, family)
+    try:
+        if exp != NULL and nfexp_nlmsg_build(nlh, exp) < 0:
+            raise from_errno(errno, "build request")
+        sock.talk(nlh, _ignore_answer, NULL)
+    finally:
+        sock.close()
+    return 0
+
+
+cdef class _Objects:
+    """The template objects of an expectation command (conntrack's tmpl.ct, exptuple, mask, exp)."""
+    cdef nf_conntrack *ct
+    cdef nf_conntrack *exptuple
+    cdef nf_conntrack *mask
+    cdef nf_expect *exp
+
+    def __cinit__(self, command):
+        self.ct = nfct_new()
+        self.exptuple = nfct_new()
+        self.mask = nfct_new()
+        self.exp = nfexp_new()
+        if self.ct == NULL or self.exptuple == NULL or self.mask == NULL or self.exp == NULL:
+            raise MemoryError()
+        tmpl = command.tmpl
+        set_attrs(self.ct, tmpl.ct)
+        set_attrs(self.exptuple, tmpl.exptuple)
+        set_attrs(self.mask, tmpl.mask)
+        for attr, value in tmpl.exp.items():
+            nfexp_set_attr_u32(self.exp, attr, value)
+
+    def __dealloc__(self):
+        if self.exp != NULL:
+            nfexp_destroy(self.exp)      # copies of the objects set in it, not these
+        if self.ct != NULL:
+            nfct_destroy(self.ct)
+        if self.exptuple != NULL:
+            nfct_destroy(self.exptuple)
+        if self.mask != NULL:
+            nfct_destroy(self.mask)
+
+
+cdef uint8_t _exp_family(const nf_conntrack *master, const nf_conntrack *expected) noexcept:
+    # the library's choice for nfexp requests: the master's family, else the expected tuple's
+    if nfct_attr_is_set(master, ATTR_ORIG_L3PROTO):
+        return nfct_get_attr_u8(master, ATTR_ORIG_L3PROTO)
+    return nfct_get_attr_u8(expected, ATTR_ORIG_L3PROTO)
+
+
+def expect_create(int nsfd, command):
+    """-I expect: master = the -s/-d/-p tuple, expected = --tuple-src/--tuple-dst, mask = --mask-*."""
+    cdef _Objects o = _Objects(command)
+    nfexp_set_attr(o.exp, ATTR_EXP_MASTER, o.ct)
+    nfexp_set_attr(o.exp, ATTR_EXP_EXPECTED, o.exptuple)
+    nfexp_set_attr(o.exp, ATTR_EXP_MASK, o.mask)
+    _talk_exp(nsfd, IPCTNL_MSG_EXP_NEW, NLM_F_CREATE | NLM_F_ACK | NLM_F_EXCL, _exp_family(o.ct, o.exptuple),
+              o.exp)
+
+
+def expect_delete(int nsfd, command):
+    """-D expect: the expectation whose expected tuple is the -s/-d/-p tuple."""
+    cdef _Objects o = _Objects(command)
+    nfexp_set_attr(o.exp, ATTR_EXP_EXPECTED, o.ct)
+    _talk_exp(nsfd, IPCTNL_MSG_EXP_DELETE, NLM_F_ACK, nfct_get_attr_u8(o.ct, ATTR_ORIG_L3PROTO), o.exp)
+
+
+def expect_delete_flow(int nsfd, Flow expected not None):
+    """Delete the expectation of this expected tuple (an Expectation's `tuple`)."""
+    cdef nf_expect *exp = nfexp_new()
+    if exp == NULL:
+        raise MemoryError()
+    try:
+        nfexp_set_attr(exp, ATTR_EXP_EXPECTED, expected.ct)
+        _talk_exp(nsfd, IPCTNL_MSG_EXP_DELETE, NLM_F_ACK, family_of(expected.ct), exp)
+    finally:
+        nfexp_destroy(exp)
+
+
+def expect_get_request(command):
+    """-G expect: (family, attributes) of the GET conntrack sends, the -s/-d/-p tuple as master."""
+    cdef char buf[8192]
+    cdef _Objects o = _Objects(command)
+    cdef nlmsghdr *nlh = mnl_nlmsg_put_header(buf)
+    cdef size_t start
+    mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+    start = nlh.nlmsg_len
+    nfexp_set_attr(o.exp, ATTR_EXP_MASTER, o.ct)
+    if nfexp_nlmsg_build(nlh, o.exp) < 0:
+        raise from_errno(errno, "build request")
+    return _exp_family(o.ct, o.ct), PyBytes_FromStringAndSize(buf + start, nlh.nlmsg_len - start)
+
+
+def expect_flush(int nsfd, int family):
+    """-F expect."""
+    _talk_exp(nsfd, IPCTNL_MSG_EXP_DELETE, NLM_F_ACK, family, NULL)
+
+
+# --- -R: loading a file of commands ---------------------------------------------------------------------
+#
+# conntrack parses the whole file before it runs any line, then runs the lines one by one and stops at
+# the first failure. pynfct does the same in two passes over the file: the first parses every line (and
+# stops at the first bad one, having run nothing), the second parses again and runs. Most lines of a
+# big file are plain -I/-A lines; those are parsed here in C with the same libc calls conntrack makes
+# (inet_aton, inet_pton, strtoul, atoi, atol) and their requests are pipelined. Any line this fast
+# parser does not fully understand goes to the Python port of conntrack's parser (pynfct.cli.parse),
+# which also produces every error message. A failed create stops the run like conntrack's exit: the
+# creates sent after it in the same batch are deleted again.
+
+from libc.stdlib cimport strtoul, atoi, atol
+from libc.string cimport memchr, memmove, strlen, strcmp, strncmp
+from posix.unistd cimport read
+from _nfct.sysapi cimport htons, inet_pton, inet_aton
+
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char *s1, const char *s2, size_t n)
+
+cdef enum:
+    LINE_MAX = 10240        # conntrack's fgets() buffer
+    PARAM_MAX = 1024        # add_param_to_argv(): a longer word is "Parameter too long!"
+    MAX_ARGC = 255
+    READ_SIZE = 1 << 20
+    BATCH_MAX = 2048        # requests per sendmsg (the buffer fills first for all but tiny ones)
+    FAST_CREATE = 1
+    FAST_ADD = 2
+
+cdef unsigned int O_ORIG_SRC = Opt.ORIG_SRC, O_ORIG_DST = Opt.ORIG_DST
+cdef unsigned int O_REPL_SRC = Opt.REPL_SRC, O_REPL_DST = Opt.REPL_DST
+cdef unsigned int O_TIMEOUT = Opt.TIMEOUT, O_ZONE = Opt.ZONE
+cdef unsigned int O_ORIG_ZONE = Opt.ORIG_ZONE, O_REPL_ZONE = Opt.REPL_ZONE
+cdef unsigned int addr_opt[4]
+addr_opt[:] = [O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST]
+
+# -u words in conntrack's order (a word matches any case-insensitive prefix of it)
+cdef const char *status_words[7]
+status_words[:] = [b"ASSURED", b"SEEN_REPLY", b"UNSET", b"FIXED_TIMEOUT", b"EXPECTED", b"OFFLOAD",
+                   b"HW_OFFLOAD"]
+cdef uint32_t status_values[7]
+status_values[:] = [1 << 2, 1 << 1, 0, 1 << 10, 1 << 0, 1 << 14, 1 << 15]
+cdef const char *tcp_state_names[10]
+tcp_state_names[:] = [b"NONE", b"SYN_SENT", b"SYN_RECV", b"ESTABLISHED", b"FIN_WAIT", b"CLOSE_WAIT",
+                      b"LAST_ACK", b"TIME_WAIT", b"CLOSE", b"SYN_SENT2"]
+
+
+cdef struct fast_t:
+    int command
+    int family
+    int proto
+    unsigned int options
+    unsigned int l4flags
+    uint8_t addr[4][16]       # -s, -d, -r, -q
+    uint16_t port[4]          # --sport, --dport, --reply-port-src, --reply-port-dst (network order)
+    int state
+    uint32_t timeout
+    uint32_t status
+    uint32_t mark_value
+    uint32_t mark_mask
+    uint16_t zone[3]          # -w, --orig-zone, --reply-zone
+
+
+cdef inline bint is_prefix_ci(const char *tok, size_t n, const char *word) noexcept nogil:
+    return n <= strlen(word) and strncasecmp(tok, word, n) == 0
+
+
+cdef int fast_status(fast_t *f, char *arg) noexcept nogil:
+    """-u as parse_parameter_mask() reads plain word lists; -1 for anything else (negations, UNREPLIED,
+    the SRC_NAT/DST_NAT warnings, unknown words)."""
+    cdef char *p = arg
+    cdef char *comma
+    cdef size_t n
+    cdef uint32_t status = 0
+    cdef int i
+    while True:
+        comma = <char *>memchr(p, b',', strlen(p))
+        n = <size_t>(comma - p) if comma != NULL else strlen(p)
+        if n == 0 or p[0] == b'!' or strncmp(p, "UNREPLIED", 9) == 0:
+            return -1
+        if is_prefix_ci(p, n, "SRC_NAT") or is_prefix_ci(p, n, "DST_NAT"):
+            return -1
+        for i in range(7):
+            if is_prefix_ci(p, n, status_words[i]):
+                status |= status_values[i]
+                break
+        else:
+            return -1
+        if comma == NULL:
+            break
+        p = comma + 1
+    f.status = status
+    f.mark_value = status          # conntrack's -u also stores the status as the mark value
+    return 0
+
+
+cdef int fast_addr(fast_t *f, int which, const char *arg) noexcept nogil:
+    cdef int family
+    if strlen(arg) > 45 or memchr(arg, b'/', strlen(arg)) != NULL:
+        return -1               # CIDR (a mask object) or truncation: the full parser's job
+    memset(f.addr[which], 0, 16)
+    if inet_aton(arg, <void *>f.addr[which]):
+        family = AF_INET
+    elif inet_pton(AF_INET6, arg, f.addr[which]) > 0:
+        family = AF_INET6
+    else:
+        return -1
+    if f.family == 0:
+        f.family = family
+    elif f.family != family:
+        return -1               # "mismatched address family"
+    return 0
+
+
+cdef int fast_parse(fast_t *f, char *line, size_t len, char **argv) noexcept nogil:
+    """Parse one -I/-A line of the common shape; 0 when done, -1 to leave it to the full parser.
+
+    Understood: -I/--create, -A/--add, -s -d -r -q (and long names) with an address, -p tcp|udp,
+    -t, -u, -m, -w, --orig-zone, --reply-zone, and after -p: --sport --dport --orig-port-src
+    --orig-port-dst --reply-port-src --reply-port-dst, --state (tcp). Each option in its own word
+    with its value in the next. Lines that need conntrack's checks to fail go to the full parser too.
+    """
+    cdef int argc = 0, i, k
+    cdef size_t pos = 0
+    cdef char *tok
+    cdef char *arg
+    cdef char *end
+    cdef unsigned long v
+    cdef int need
+    memset(f, 0, sizeof(fast_t))
+    f.state = -1
+    f.mark_mask = 0xFFFFFFFF
+    # add_param_to_argv() without quotes: words split at blanks, tabs and newlines
+    if memchr(line, b'"', len) != NULL:
+        return -1
+    while pos < len:
+        while pos < len and (line[pos] == b' ' or line[pos] == b'\t' or line[pos] == b'\n'):
+            pos += 1
+        if pos >= len:
+            break
+        tok = line + pos
+        while pos < len and not (line[pos] == b' ' or line[pos] == b'\t' or line[pos] == b'\n'):
+            pos += 1
+        if pos - (tok - line) >= PARAM_MAX - 1 or argc >= MAX_ARGC - 2:
+            return -1
+        line[pos] = 0           # the caller's copy; the full parser gets the original bytes
+        pos += 1
+        argv[argc] = tok
+        argc += 1
+    i = 0
+    while i < argc:
+        tok = argv[i]
+        if tok[0] != b'-':
+            return -1           # a table name or a word getopt would move: not this parser's business
+        arg = argv[i + 1] if i + 1 < argc else NULL
+        if strcmp(tok, "-I") == 0 or strcmp(tok, "--create") == 0 or strcmp(tok, "-A") == 0 \
+                or strcmp(tok, "--add") == 0:
+            if f.command:
+                return -1
+            f.command = FAST_ADD if (tok[1] == b'A' or tok[2] == b'a') else FAST_CREATE
+            i += 1
+            continue
+        if arg == NULL:
+            return -1
+        if strcmp(tok, "-s") == 0 or strcmp(tok, "--src") == 0 or strcmp(tok, "--orig-src") == 0:
+            k = 0
+        elif strcmp(tok, "-d") == 0 or strcmp(tok, "--dst") == 0 or strcmp(tok, "--orig-dst") == 0:
+            k = 1
+        elif strcmp(tok, "-r") == 0 or strcmp(tok, "--reply-src") == 0:
+            k = 2
+        elif strcmp(tok, "-q") == 0 or strcmp(tok, "--reply-dst") == 0:
+            k = 3
+        else:
+            k = -1
+        if k >= 0:
+            if fast_addr(f, k, arg) < 0:
+                return -1
+            f.options |= addr_opt[k]
+        elif strcmp(tok, "-p") == 0 or strcmp(tok, "--protonum") == 0:
+            if f.proto:
+                return -1
+            if strcmp(arg, "tcp") == 0:
+                f.proto = 6
+            elif strcmp(arg, "udp") == 0:
+                f.proto = 17
+            else:
+                return -1
+            f.options |= O_PROTO
+        elif strcmp(tok, "-t") == 0 or strcmp(tok, "--timeout") == 0:
+            f.timeout = <uint32_t>atol(arg)
+            f.options |= O_TIMEOUT
+        elif strcmp(tok, "-u") == 0 or strcmp(tok, "--status") == 0:
+            if fast_status(f, arg) < 0:
+                return -1
+            f.options |= O_STATUS
+        elif strcmp(tok, "-m") == 0 or strcmp(tok, "--mark") == 0:
+            v = strtoul(arg, &end, 0)
+            f.mark_value = <uint32_t>v
+            f.mark_mask = <uint32_t>strtoul(end + 1, NULL, 0) if end[0] == b'/' else 0xFFFFFFFF
+            f.options |= O_MARK
+        elif strcmp(tok, "-w") == 0 or strcmp(tok, "--zone") == 0:
+            f.zone[0] = <uint16_t>strtoul(arg, NULL, 0)
+            f.options |= O_ZONE
+        elif strcmp(tok, "--orig-zone") == 0:
+            f.zone[1] = <uint16_t>strtoul(arg, NULL, 0)
+            f.options |= O_ORIG_ZONE
+        elif strcmp(tok, "--reply-zone") == 0:
+            f.zone[2] = <uint16_t>strtoul(arg, NULL, 0)
+            f.options |= O_REPL_ZONE
+        elif f.proto and (strcmp(tok, "--sport") == 0 or strcmp(tok, "--orig-port-src") == 0):
+            f.port[0] = htons(<uint16_t>atoi(arg))
+            f.l4flags |= 1
+        elif f.proto and (strcmp(tok, "--dport") == 0 or strcmp(tok, "--orig-port-dst") == 0):
+            f.port[1] = htons(<uint16_t>atoi(arg))
+            f.l4flags |= 2
+        elif f.proto and strcmp(tok, "--reply-port-src") == 0:
+            f.port[2] = htons(<uint16_t>atoi(arg))
+            f.l4flags |= 4
+        elif f.proto and strcmp(tok, "--reply-port-dst") == 0:
+            f.port[3] = htons(<uint16_t>atoi(arg))
+            f.l4flags |= 8
+        elif f.proto == 6 and strcmp(tok, "--state") == 0:
+            if strcmp(arg, "LISTEN") == 0:
+                f.state = 9     # TCP_CONNTRACK_LISTEN
+            else:
+                for k in range(10):
+                    if strcmp(arg, tcp_state_names[k]) == 0:
+                        f.state = k
+                        break
+                else:
+                    return -1
+            f.l4flags |= 1 << 6
+        else:
+            return -1
+        i += 2
+    # conntrack's checks for -I/-A: -p and -t compulsory, both addresses of a direction, both ports of
+    # a direction, --state for tcp. A line that fails them is the full parser's (it has the message).
+    if not f.command or not f.proto or not (f.options & O_TIMEOUT):
+        return -1
+    if (f.options & (O_ORIG_SRC | O_ORIG_DST)) != (O_ORIG_SRC | O_ORIG_DST) and \
+            (f.options & (O_REPL_SRC | O_REPL_DST)) != (O_REPL_SRC | O_REPL_DST):
+        return -1
+    if (f.l4flags & 3) != 3 and (f.l4flags & 12) != 12:
+        return -1
+    if f.proto == 6 and f.state < 0:
+        return -1
+    if f.family == 0:
+        f.family = AF_INET
+    return 0
+
+
+cdef nf_conntrack *fast_build(const fast_t *f) noexcept nogil:
+    """The object conntrack's do_parse() and do_command_ct() build for the line."""
+    cdef nf_conntrack *ct = nfct_new()
+    cdef nf_conntrack_attr a4[4]
+    cdef nf_conntrack_attr a6[4]
+    cdef nf_conntrack_attr pa[4]
+    cdef int k
+    cdef uint8_t flags
+    if ct == NULL:
+        return NULL
+    a4[:] = [ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST]
+    a6[:] = [ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST, ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST]
+    pa[:] = [ATTR_ORIG_PORT_SRC, ATTR_ORIG_PORT_DST, ATTR_REPL_PORT_SRC, ATTR_REPL_PORT_DST]
+    for k in range(4):
+        if f.options & addr_opt[k]:
+            if f.family == AF_INET:
+                nfct_set_attr_l(ct, a4[k], f.addr[k], 4)
+            else:
+                nfct_set_attr_l(ct, a6[k], f.addr[k], 16)
+            nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO if k < 2 else ATTR_REPL_L3PROTO, f.family)
+    nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO, f.proto)
+    for k in range(4):
+        if f.l4flags & (1 << k):
+            nfct_set_attr_u16(ct, pa[k], f.port[k])
+            nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO if k < 2 else ATTR_REPL_L4PROTO, f.proto)
+    if f.state >= 0:
+        nfct_set_attr_u8(ct, ATTR_TCP_STATE, f.state)
+    nfct_set_attr_u32(ct, ATTR_TIMEOUT, f.timeout)
+    if f.options & O_STATUS:
+        nfct_set_attr_u32(ct, ATTR_STATUS, f.status)
+    if f.options & O_ZONE:
+        nfct_set_attr_u16(ct, ATTR_ZONE, f.zone[0])
+    if f.options & O_ORIG_ZONE:
+        nfct_set_attr_u16(ct, ATTR_ORIG_ZONE, f.zone[1])
+    if f.options & O_REPL_ZONE:
+        nfct_set_attr_u16(ct, ATTR_REPL_ZONE, f.zone[2])
+    if f.proto == 6:
+        # the tcp extension's final check: window tracking off (and re-open from TIME_WAIT)
+        flags = 0x08 | 0x02
+        if f.state >= 7:
+            flags |= 0x04
+        nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, flags)
+        nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, flags)
+        nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, flags)
+        nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, flags)
+    if f.options & (O_ORIG_SRC | O_ORIG_DST) and not f.options & (O_REPL_SRC | O_REPL_DST):
+        nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY)
+    elif not f.options & (O_ORIG_SRC | O_ORIG_DST) and f.options & (O_REPL_SRC | O_REPL_DST):
+        nfct_setobjopt(ct, NFCT_SOPT_SETUP_ORIGINAL)
+    if f.options & O_MARK:
+        nfct_set_attr_u32(ct, ATTR_MARK, f.mark_value)
+    return ct
+
+
+def fast_request(bytes line):
+    """(command, family, request bytes) of a line the C parser takes, else None. For tests: the
+    request must be the one the full parser's template gives (see create_request)."""
+    cdef fast_t f
+    cdef char *argv[MAX_ARGC]
+    cdef char buf[8192]
+    cdef char work[LINE_MAX]
+    cdef nf_conntrack *ct
+    cdef nlmsghdr *nlh
+    if len(line) >= LINE_MAX:
+        return None
+    memcpy(work, <const char *>line, len(line))     # the parser cuts its copy into words
+    if fast_parse(&f, work, len(line), argv) < 0:
+        return None
+    ct = fast_build(&f)
+    if ct == NULL:
+        raise MemoryError()
+    memset(buf, 0, sizeof(buf))           # attribute padding is left as it was: compare zeros
+    nlh = mnl_nlmsg_put_header(buf)
+    mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+    nfct_nlmsg_build(nlh, ct)
+    nfct_destroy(ct)
+    return ("add" if f.command == FAST_ADD else "create", f.family,
+            PyBytes_FromStringAndSize(buf, nlh.nlmsg_len))
+
+
+def create_request(command):
+    """(family, request bytes) of a parsed -I/-A command, as create() sends it (without the header
+    fields that vary)."""
+    cdef char buf[8192]
+    cdef nf_conntrack *ct = template_ct(command)
+    cdef nlmsghdr *nlh
+    memset(buf, 0, sizeof(buf))
+    nlh = mnl_nlmsg_put_header(buf)
+    mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+    nfct_nlmsg_build(nlh, ct)
+    nfct_destroy(ct)
+    return command.family, PyBytes_FromStringAndSize(buf, nlh.nlmsg_len)
+
+
+cdef struct reader_t:
+    int fd
+    int copy_fd              # pass 1 of a pipe: what is read is also kept here for pass 2
+    char *buf
+    size_t start
+    size_t end
+    bint eof
+    int err
+
+
+cdef int reader_fill(reader_t *r) noexcept nogil:
+    cdef ssize_t n
+    cdef size_t off
+    cdef ssize_t w
+    if r.start > 0:
+        memmove(r.buf, r.buf + r.start, r.end - r.start)
+        r.end -= r.start
+        r.start = 0
+    while True:
+        n = read(r.fd, r.buf + r.end, READ_SIZE - r.end)
+        if n < 0 and errno == EINTR:
+            continue
+        break
+    if n < 0:
+        r.err = errno
+        return -1
+    if n == 0:
+        r.eof = True
+        return 0
+    if r.copy_fd >= 0:
+        off = 0
+        while off < <size_t>n:
+            w = write(r.copy_fd, r.buf + r.end + off, n - off)
+            if w < 0:
+                if errno == EINTR:
+                    continue
+                r.err = errno
+                return -1
+            off += w
+    r.end += n
+    return 0
+
+
+cdef int reader_next(reader_t *r, char **line, size_t *len) noexcept nogil:
+    """The next fgets(buf, 10240) chunk: up to and with a newline, at most 10239 bytes. 0 at the end."""
+    cdef char *nl
+    cdef size_t avail
+    while True:
+        avail = r.end - r.start
+        nl = <char *>memchr(r.buf + r.start, b'\n', avail if avail < LINE_MAX - 1 else LINE_MAX - 1)
+        if nl != NULL:
+            line[0] = r.buf + r.start
+            len[0] = <size_t>(nl - (r.buf + r.start)) + 1
+            r.start += len[0]
+            return 1
+        if avail >= LINE_MAX - 1 or (r.eof and avail > 0):
+            line[0] = r.buf + r.start
+            len[0] = avail if avail < LINE_MAX - 1 else LINE_MAX - 1
+            r.start += len[0]
+            return 1
+        if r.eof:
+            return 0
+        if reader_fill(r) < 0:
+            return -1
+
+
+cdef class Loader:
+    """One pass over a -R file. `slow(line: bytes, lineno: int)` is called for every line the C parser
+    leaves to the full one (with `proto`, the -p of the last line parsed here: "tcp", "udp" or None);
+    with `run`, fast -I/-A lines are sent as they come and slow ones go through queue_create() or,
+    after sync(), through the command handlers."""
+    cdef reader_t rd
+    cdef req_t req
+    cdef batch_t batch
+    cdef NfctSocket sock
+    cdef bint run
+    cdef object slow
+    cdef readonly long lineno
+    cdef readonly long fast_lines
+    cdef readonly long created        # requests that created an entry
+    cdef readonly long existed        # -A lines whose entry was there already
+    cdef readonly int last_proto
+    cdef long lines[BATCH_MAX]
+    cdef char is_add[BATCH_MAX]
+    cdef int errs[BATCH_MAX]
+    cdef size_t offs[BATCH_MAX]
+    cdef readonly long fail_line
+    cdef readonly int fail_errno
+    cdef readonly bint fail_add
+    cdef public bint keep_going       # API bulk creates: note failures (in `failures`), undo nothing
+    cdef readonly list failures       # (line or item number, errno) with keep_going
+
+    def __cinit__(self):
+        memset(&self.rd, 0, sizeof(reader_t))
+        memset(&self.req, 0, sizeof(req_t))
+        memset(&self.batch, 0, sizeof(batch_t))
+        self.rd.fd = self.rd.copy_fd = -1
+
+    def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1):
+        self.rd.fd = fd
+        self.rd.copy_fd = copy_fd
+        self.rd.buf = <char *>malloc(READ_SIZE)
+        if self.rd.buf == NULL:
+            raise MemoryError()
+        self.slow = slow
+        self.run = run
+        self.fail_line = 0
+        self.failures = []
+        if run:
+            self.sock = NfctSocket(nsfd)
+            req_init(&self.req, self.sock)
+            if batch_init(&self.batch) < 0:
+                raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.rd.buf)
+        free(self.batch.buf)
+        req_free(&self.req)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+
+    @property
+    def proto(self):
+        return {6: "tcp", 17: "udp"}.get(self.last_proto)
+
+    cdef int queue(self, nf_conntrack *ct, int family, bint add) noexcept nogil:
+        """Add a create request to the batch; sends the batch when full. -1 on failure."""
+        cdef nlmsghdr *nlh
+        cdef int i = self.batch.n
+        nlh = req_put(&self.req, &self.batch, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
+                      NLM_F_CREATE | NLM_F_EXCL, family)
+        nfct_nlmsg_build(nlh, ct)
+        self.offs[i] = self.batch.len
+        req_done(&self.batch, nlh)
+        self.lines[i] = self.lineno
+        self.is_add[i] = add
+        self.errs[i] = 0
+        if self.batch.n == BATCH_MAX or batch_full(&self.batch):
+            return self.flush_batch()
+        return 0
+
+    cdef int flush_batch(self) noexcept nogil:
+        """Send the batch. On the first failure (an existing entry is none for -A), delete again
+        what the requests after it created, and return -1 with fail_* set."""
+        cdef int n = self.batch.n, i, k = -1, e
+        cdef size_t len = 0
+        cdef nlmsghdr *nlh
+        cdef char *buf = self.batch.buf
+        if n == 0:
+            return 0
+        if req_flush(&self.req, &self.batch, create_answer, <void *>self.errs) < 0:
+            self.fail_errno = self.req.err
+            self.fail_line = self.lines[0]
+            return -1
+        for i in range(n):
+            e = self.errs[i]
+            if e == 0:
+                if k < 0:
+                    self.created += 1
+            elif e == EEXIST and self.is_add[i]:
+                if k < 0:
+                    self.existed += 1
+            elif self.keep_going:
+                with gil:
+                    self.failures.append((self.lines[i], e))
+            elif k < 0:
+                k = i
+        if k < 0:
+            return 0
+        self.fail_line = self.lines[k]
+        self.fail_errno = self.errs[k]
+        self.fail_add = self.is_add[k]
+        # Undo: the same requests as deletes (the kernel finds the entry by their original tuple).
+        for i in range(k + 1, n):
+            if self.errs[i] != 0:
+                continue
+            nlh = <nlmsghdr *>(buf + self.offs[i])
+            memmove(buf + len, nlh, nlh.nlmsg_len)
+            nlh = <nlmsghdr *>(buf + len)
+            nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+            nlh.nlmsg_flags = NLM_F_REQUEST
+            self.req.seq += 1
+            nlh.nlmsg_seq = self.req.seq
+            if self.batch.n == 0:
+                self.batch.first = self.req.seq
+            self.batch.last = len
+            self.batch.n += 1
+            len += nlh.nlmsg_len
+        self.batch.len = len
+        req_flush(&self.req, &self.batch, ignore_answer, NULL)
+        return -1
+
+    def queue_create(self, command):
+        """A -I/-A line the full parser read: its request joins the batch."""
+        cdef nf_conntrack *ct = template_ct(command)
+        cdef int ret
+        from pynfct.template import Cmd
+        ret = self.queue(ct, command.family, command.command == Cmd.CT_ADD)
+        nfct_destroy(ct)
+        if ret < 0:
+            raise _Stop()
+
+    def queue_flow(self, Flow flow not None, bint add=False):
+        """Create an entry like a dumped one (see create_flow) as part of the batch."""
+        cdef nf_conntrack *ct = creatable_clone(flow.ct)
+        cdef int ret
+        self.lineno += 1
+        ret = self.queue(ct, family_of(ct), add)
+        nfct_destroy(ct)
+        if ret < 0:
+            raise _Stop()
+
+    def queue_command(self, command):
+        """queue_create() for the API: counts items as lines."""
+        self.lineno += 1
+        self.queue_create(command)
+
+    def sync(self):
+        """Send what is queued and wait for it (before a -U/-D/-F line runs)."""
+        if self.run and self.flush_batch() < 0:
+            raise _Stop()
+
+    def scan(self):
+        """Read the whole file; raises _Stop after a failed create (see fail_*)."""
+        cdef char *line
+        cdef size_t len, j
+        cdef fast_t f
+        cdef char *argv[MAX_ARGC]
+        cdef char work[LINE_MAX]
+        cdef int rc
+        cdef nf_conntrack *ct
+        cdef bint stop = False
+        while True:
+            with nogil:
+                while True:
+                    rc = reader_next(&self.rd, &line, &len)
+                    if rc <= 0:
+                        break
+                    self.lineno += 1
+                    # as ct_parse_file(): the string ends at a NUL; blanks first; empty lines and comments
+                    j = 0
+                    while j < len and line[j] != 0:
+                        j += 1
+                    len = j
+                    j = 0
+                    while j < len and (line[j] == b' ' or line[j] == b'\t'):
+                        j += 1
+                    if j < len and (line[j] == b'\n' or line[j] == b'#'):
+                        continue
+                    memcpy(work, line + j, len - j)
+                    if fast_parse(&f, work, len - j, argv) == 0:
+                        self.fast_lines += 1
+                        self.last_proto = f.proto
+                        if self.run:
+                            ct = fast_build(&f)
+                            if ct == NULL or self.queue(ct, f.family, f.command == FAST_ADD) < 0:
+                                if ct == NULL:
+                                    self.fail_errno = ENOMEM
+                                    self.fail_line = self.lineno
+                                else:
+                                    nfct_destroy(ct)
+                                stop = True
+                                break
+                            nfct_destroy(ct)
+                        continue
+                    break       # the full parser's line
+            if stop:
+                raise _Stop()
+            if rc < 0:
+                raise from_errno(self.rd.err, "read")
+            if rc == 0:
+                break
+            self.slow(PyBytes_FromStringAndSize(line + j, len - j), self.lineno)
+            self.last_proto = 0
+        if self.run and self.flush_batch() < 0:
+            raise _Stop()
+
+
+class _Stop(Exception):
+    """A create of the file failed: Loader.fail_* say which and why."""
+
+
+cdef void create_answer(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil:
+    if nlh == NULL and index < BATCH_MAX:
+        (<int *>data)[index] = err
+
+
+cdef void ignore_answer(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil:
+    pass
