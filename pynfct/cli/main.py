@@ -21,6 +21,15 @@ HANDLERS = {
     Cmd.EXP_STATS: "listing:stats",
     Cmd.EXP_LIST: "listing:expect_list",
     Cmd.EXP_COUNT: "listing:expect_count",
+    Cmd.CT_CREATE: "write:create",
+    Cmd.CT_ADD: "write:create",
+    Cmd.CT_UPDATE: "write:update",
+    Cmd.CT_DELETE: "write:delete",
+    Cmd.CT_FLUSH: "write:flush",
+    Cmd.EXP_CREATE: "write:expect_create",
+    Cmd.EXP_DELETE: "write:expect_delete",
+    Cmd.EXP_GET: "write:expect_get",
+    Cmd.EXP_FLUSH: "write:flush",
     Cmd.CT_EVENT: "events:ct_events",
     Cmd.EXP_EVENT: "events:exp_events",
 }
@@ -47,7 +56,9 @@ def execute(cmd: Command) -> int:
     line = summary_line(cmd, counter)
     if line:
         err(f"{PREFIX}: {line}\n")
-    return OTHER_PROBLEM if summary_failed(cmd, counter) else 0
+    # -U/-D: some entries failed (reported by the handler)
+    failed = getattr(counter, "failures", None)
+    return OTHER_PROBLEM if summary_failed(cmd, counter) or failed else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -58,6 +69,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     cmd: Optional[Command] = None
     try:
         sys.stdout.flush()
+        if len(argv) > 1 and argv[0] in ("-R", "--load-file"):
+            # as conntrack's main(): a batch file only as the very first argument
+            from .write import load_file
+            return load_file(argv[1])
         cmd = parse(argv)
         return execute(cmd)
     except UsageError as e:

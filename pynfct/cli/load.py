@@ -1,0 +1,176 @@
+"""-R FILE / --load-file FILE: conntrack's batch mode, streamed and pipelined.
+
+conntrack 1.4.7 parses every line of the file into memory, then runs the lines one by one: any bad
+line stops it before anything ran (exit 2), the first failing line stops the run (exit 1), only -I, -A,
+-U, -D and -F lines are allowed, and the -o flags and label map in force at the end of the file apply to
+every line. pynfct keeps those rules with two passes over the file instead of holding it in memory:
+pass 1 parses (and checks) every line, pass 2 parses again and runs. Plain -I/-A lines are parsed in C
+and their requests pipelined (see _nfct.write.Loader); other lines go through :mod:`pynfct.cli.parse`.
+Standard input is copied to a temporary file during pass 1 so that pass 2 can read it again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tempfile
+from typing import Callable, List, Optional, Union
+
+from ..errors import NfctError
+from ..template import Cmd, Out
+from . import options as O
+from .errors import OTHER_PROBLEM, UsageError
+from .parse import FILE_COMMANDS, _FILE_CMD_TEXT, _dec, _new_state, _parse_one, split_line
+
+
+class LoadFailed(Exception):
+    """A line of the file failed: ``errno`` and the ``command`` (Cmd) it failed for, ``lineno``."""
+
+    def __init__(self, errno: int, command: Cmd, lineno: int) -> None:
+        super().__init__(errno, command, lineno)
+        self.errno = errno
+        self.command = command
+        self.lineno = lineno
+
+
+class LoadAborted(Exception):
+    """A -D line had failures (already reported): the run stops with exit status 1."""
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """What a -R run did."""
+
+    lines: int = 0            # lines read (comments included)
+    created: int = 0          # entries created by -I/-A lines
+    existed: int = 0          # -A lines whose entry was there already
+    updated: int = 0          # entries changed by -U lines
+    deleted: int = 0          # entries removed by -D lines
+    flushed: int = 0          # -F lines run
+    failures: List[int] = dataclasses.field(default_factory=list)   # errnos of -U/-D entries that failed
+
+
+def _ignore(message: str) -> None:
+    """Pass 2 parses lines pass 1 has already parsed: their warnings were printed then."""
+
+
+def run_file(path: Union[str, bytes], prog: str = "pynfct", out_fd: int = 1, nsfd: int = -1,
+             warn: Optional[Callable[[str], None]] = None, connlabel_conf: Optional[str] = None,
+             stop_on_delete_failure: bool = True, cli: bool = True) -> LoadResult:
+    """Run a -R file in the namespace of ``nsfd`` (-1: this one); entries -U/-D print go to ``out_fd``
+    (-1: nowhere). ``cli``: print conntrack's messages (flush, failed entries) on stderr.
+    Raises UsageError (a bad line, exit 2), LoadFailed (exit 1) or LoadAborted."""
+    from _nfct.write import Loader, _Stop
+    name = os.fsencode(path)
+    shown = "/dev/stdin" if name == b"-" else _dec(name)
+    try:
+        fd = os.open(b"/dev/stdin" if name == b"-" else name, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        raise UsageError(f"Failed to open file {shown} for reading")
+    spool = None
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return LoadResult()       # fopen() of a directory succeeds and reads nothing
+        seekable = stat.S_ISREG(os.fstat(fd).st_mode)
+        if not seekable:
+            spool = tempfile.TemporaryFile()
+        progb = os.fsencode(prog)
+        warn = warn if warn is not None else _stderr
+        return _two_passes(fd, spool, progb, out_fd, nsfd, warn, connlabel_conf, stop_on_delete_failure, cli)
+    finally:
+        os.close(fd)
+        if spool is not None:
+            spool.close()
+
+
+def _stderr(message: str) -> None:
+    import sys
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, connlabel_conf,
+                stop_on_delete_failure: bool, cli: bool) -> LoadResult:
+    from _nfct.write import Loader, _Stop
+    # pass 1: parse every line; the first bad one raises before anything ran
+    state = _new_state(connlabel_conf, None)
+    bad: List = []
+
+    def check(line: bytes, lineno: int) -> None:
+        _fix_handler(state, first)
+        cmd = _parse_one(split_line(line, progb), state, warn)
+        if not bad and not cmd.command & FILE_COMMANDS:
+            bad.append(cmd)
+
+    first = Loader(fd, check, copy_fd=spool.fileno() if spool is not None else -1)
+    first.scan()
+    if bad:
+        text = next((t for c, t in _FILE_CMD_TEXT if bad[0].command == c), "unknown")
+        raise UsageError(f"Cannot use command `{text}' with --load-file")
+    output = Out(state.output_mask)
+    labelmap_path = _dec(state.labelmap_path) if state.labelmap_path is not None else None
+
+    # pass 2: the same lines again, now run
+    if spool is not None:
+        spool.flush()
+        spool.seek(0)
+        src = spool.fileno()
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
+        src = fd
+    state = _new_state(connlabel_conf, None)
+    result = LoadResult()
+
+    def run(line: bytes, lineno: int) -> None:
+        _fix_handler(state, second)
+        cmd = _parse_one(split_line(line, progb), state, _ignore)
+        cmd.output = output
+        if labelmap_path is not None:
+            cmd.labelmap_path = labelmap_path
+        if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
+            second.queue_create(cmd)
+            return
+        second.sync()
+        try:
+            _run_line(cmd, result, out_fd, nsfd, cli, stop_on_delete_failure)
+        except NfctError as e:
+            raise LoadFailed(e.errno, cmd.command, lineno) from None
+
+    second = Loader(src, run, nsfd=nsfd, run=True)
+    try:
+        second.scan()
+    except _Stop:
+        raise LoadFailed(second.fail_errno, Cmd.CT_ADD if second.fail_add else Cmd.CT_CREATE,
+                         second.fail_line) from None
+    finally:
+        result.lines = second.lineno
+        result.created += second.created
+        result.existed += second.existed
+        second.close()
+    return result
+
+
+def _fix_handler(state, loader) -> None:
+    # conntrack keeps the last -p's protocol handler across lines; the C parser only reads lines with -p
+    proto = loader.proto
+    if proto is not None:
+        state.h = O.PROTOCOL_BY_NAME[proto]
+
+
+def _run_line(cmd, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_on_delete_failure: bool) -> None:
+    from .write import _after_flush, _modify
+    from .summary import FLUSH_MSG
+    if cmd.command == Cmd.CT_FLUSH:
+        from _nfct import write
+        _after_flush(lambda: write.flush(nsfd, cmd.family), FLUSH_MSG[Cmd.CT_FLUSH] if cli else None)
+        result.flushed += 1
+        return
+    update = cmd.command == Cmd.CT_UPDATE
+    counted = _modify(cmd, update, out_fd, nsfd, report=cli)
+    result.failures.extend(counted.failures)
+    if update:
+        result.updated += int(counted)
+    else:
+        result.deleted += int(counted)
+        if counted.failures and stop_on_delete_failure:
+            raise LoadAborted()
