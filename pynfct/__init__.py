@@ -24,6 +24,10 @@ _EXPORTS = {
     "NfctExists": ("pynfct.errors", "NfctExists"),
     "NfctNotSupported": ("pynfct.errors", "NfctNotSupported"),
     "ParameterError": ("pynfct.errors", "ParameterError"),
+    "FlowSpec": ("pynfct.flowspec", "FlowSpec"),
+    "ExpectSpec": ("pynfct.flowspec", "ExpectSpec"),
+    "Expectation": ("pynfct.flowspec", "Expectation"),
+    "WriteResult": ("pynfct.flowspec", "WriteResult"),
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -14,6 +14,10 @@ from _nfct.socket import enter_netns
 from .errors import ParameterError
 from .template import Command
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+if _TYPE_CHECKING:
+    from .flowspec import Expectation, WriteResult
+
 if TYPE_CHECKING:
     from .events import AsyncEventStream, EventStream
 
@@ -248,3 +252,73 @@ class Conntrack:
         sock = self.events(mask, buffer_size=buffer_size, reliable=reliable, kernel_filter=kernel_filter,
                            on_lost=on_lost, **filters)
         return AsyncEventStream(sock, timeout)
+
+    # -- writing (pynfct.writes; the CLI's -I/-A/-U/-D/-F/-R and the expectation table) -------------
+
+    def create(self, spec: Any = None, /, **fields: Any) -> None:
+        """Create one entry, like ``conntrack -I``: a FlowSpec, a Flow (from dump(): created as it is,
+        without its counters) or keyword fields named like FlowSpec's. Raises NfctExists if it exists."""
+        from . import writes
+        writes.create(self._fd(), self._labelmap, spec, fields, add=False)
+
+    def add(self, spec: Any = None, /, **fields: Any) -> bool:
+        """create() that accepts an existing entry (``conntrack -A``): True when it was created."""
+        from . import writes
+        return writes.create(self._fd(), self._labelmap, spec, fields, add=True)
+
+    def create_many(self, specs: Any, *, exist_ok: bool = False) -> "WriteResult":
+        """Create many entries with pipelined requests; returns how many were created, and in
+        ``failures`` the (index, errno) of each one the kernel refused (EEXIST too unless exist_ok)."""
+        from . import writes
+        return writes.create_many(self._fd(), self._labelmap, specs, exist_ok)
+
+    def update(self, target: Any = None, /, *, mark: Any = None, timeout: Optional[int] = None,
+               status: Any = None, add_labels: Any = None, del_labels: Any = None,
+               secmark: Optional[int] = None, collect: bool = False, **filters: Any) -> "WriteResult":
+        """Change the entries the filters select (``conntrack -U``), or the given Flow(s).
+
+        ``mark`` is a value or (value, mask): the entry keeps its bits outside mask and gets value xor
+        the rest (conntrack's MARK/MASK); ``status`` bits are added; ``add_labels``/``del_labels``
+        (True: all) change labels. Filters are dump()'s keywords as -U reads them. Returns the number of
+        entries changed (an int) with ``failures`` (errnos) and, with ``collect``, the ``flows`` as the
+        kernel has them now. Entries that would not change are left alone and not counted.
+        """
+        from . import writes
+        values = {k: v for k, v in (("mark", mark), ("timeout", timeout), ("status", status),
+                                    ("add_labels", add_labels), ("del_labels", del_labels),
+                                    ("secmark", secmark)) if v is not None}
+        return writes.modify(self._fd(), self._labelmap, True, target, values, filters, collect)
+
+    def delete(self, target: Any = None, /, *, collect: bool = False, **filters: Any) -> "WriteResult":
+        """Delete the entries the filters select (``conntrack -D``; no filter: all), or the given
+        Flow(s). Returns how many were deleted (entries gone before their turn are not failures)."""
+        from . import writes
+        return writes.modify(self._fd(), self._labelmap, False, target, {}, filters, collect)
+
+    def flush(self, table: str = "conntrack", family: Optional[str] = None) -> None:
+        """Empty the table (``conntrack -F`` / ``-F expect``). The kernel empties every family."""
+        from . import writes
+        writes.flush(self._fd(), table, family)
+
+    def load(self, source: Any) -> Any:
+        """Run a ``conntrack -R`` file: a path, or an iterable of its lines. Every line is checked
+        first (ParameterError, nothing done); then they run in order and the first failing one raises
+        (NfctError; the creates pipelined after it are undone). Returns a pynfct.cli.load.LoadResult."""
+        from . import writes
+        return writes.load(self._fd(), self._labelmap, source)
+
+    def expectations(self, family: Optional[str] = None) -> List["Expectation"]:
+        """The expectation table (``conntrack -L expect``; both families unless one is named)."""
+        from . import writes
+        return writes.expectations(self._fd(), family)
+
+    def create_expect(self, spec: Any = None, /, **fields: Any) -> None:
+        """Create an expectation (``conntrack -I expect``): an ExpectSpec or its fields. The master
+        entry must exist and have a helper (the kernel says EOPNOTSUPP otherwise)."""
+        from . import writes
+        writes.create_expect(self._fd(), self._labelmap, spec, fields)
+
+    def delete_expect(self, expectation: Any) -> None:
+        """Delete an expectation (one from expectations(), or a Flow of its expected tuple)."""
+        from . import writes
+        writes.delete_expect(self._fd(), expectation)
