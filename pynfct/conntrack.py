@@ -19,7 +19,7 @@ if _TYPE_CHECKING:
     from .flowspec import Expectation, WriteResult
 
 if TYPE_CHECKING:
-    from .events import AsyncEventStream, EventStream
+    from .events import AsyncEventStream, EventStream, Mask
 
 NetNS = Union[None, str, "os.PathLike[str]", int]
 
@@ -230,7 +230,7 @@ class Conntrack:
         """The expectation table as conntrack prints it (``-L expect``)."""
         return query.expectations(self._fd(), family, xml, timestamp)
 
-    def events(self, mask: Any = "ALL", *, timeout: Optional[float] = None, buffer_size: Optional[int] = None,
+    def events(self, mask: Mask = "ALL", *, timeout: Optional[float] = None, buffer_size: Optional[int] = None,
                reliable: bool = True, kernel_filter: bool = True, on_lost: Optional[Callable[[int], None]] = None,
                **filters: Any) -> "EventStream":
         """Subscribe to events (like ``conntrack -E -e MASK`` with the same filters): ``for ev in ...``.
@@ -244,7 +244,7 @@ class Conntrack:
         return open_events(self._fd(), mask, timeout=timeout, buffer_size=buffer_size, reliable=reliable,
                            kernel_filter=kernel_filter, on_lost=on_lost, labelmap=self._labelmap, **filters)
 
-    def events_async(self, mask: Any = "ALL", *, timeout: Optional[float] = None,
+    def events_async(self, mask: Mask = "ALL", *, timeout: Optional[float] = None,
                      buffer_size: Optional[int] = None, reliable: bool = True, kernel_filter: bool = True,
                      on_lost: Optional[Callable[[int], None]] = None, **filters: Any) -> "AsyncEventStream":
         """events() for asyncio: ``async for ev in ct.events_async(...)``; the socket joins the running loop."""

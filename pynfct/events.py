@@ -23,7 +23,7 @@ from _nfct.filter import Filter
 
 from .errors import ParameterError
 
-__all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCVBUF", "parse_mask",
+__all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCVBUF", "Mask", "parse_mask",
            "open_events"]
 
 
