@@ -217,9 +217,12 @@ cdef object _exp_record(const nf_expect *exp):
         if p == NULL:
             rec[key] = None
             continue
-        ct = nfct_clone(<const nf_conntrack *>p)
+        # Only its original tuple: the library leaves the rest of these embedded objects unset, so a
+        # whole-object copy (nfct_clone) would follow garbage pointers.
+        ct = nfct_new()
         if ct == NULL:
             raise MemoryError()
+        nfct_copy(ct, <const nf_conntrack *>p, NFCT_CP_ORIG)
         rec[key] = Flow.adopt(ct)
     for key, attr in (("timeout", ATTR_EXP_TIMEOUT), ("flags", ATTR_EXP_FLAGS), ("class", ATTR_EXP_CLASS)):
         rec[key] = nfexp_get_attr_u32(exp, attr) if nfexp_attr_is_set(exp, attr) else None

@@ -11,7 +11,7 @@ import os
 import socket as _socket
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.errno cimport errno, EINTR, ENOENT, EEXIST, ENOMEM
+from libc.errno cimport errno, EINTR, ENOENT, EEXIST, ENOMEM, EINVAL
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
@@ -131,8 +131,6 @@ cdef nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uin
     if r.seq == 0:
         r.seq = 1
     nlh.nlmsg_seq = r.seq
-    if b.n == 0:
-        b.first = r.seq
     nfh = <nfgenmsg *>mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
     nfh.nfgen_family = family
     nfh.version = NFNETLINK_V0
@@ -140,7 +138,14 @@ cdef nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uin
     return nlh
 
 
+cdef inline void req_drop(req_t *r) noexcept nogil:
+    """Forget the request req_put() started (it could not be built)."""
+    r.seq -= 1
+
+
 cdef inline void req_done(batch_t *b, nlmsghdr *nlh) noexcept nogil:
+    if b.n == 0:
+        b.first = nlh.nlmsg_seq
     b.last = b.len
     b.len += nlh.nlmsg_len
     b.n += 1
@@ -265,6 +270,12 @@ cdef inline uint16_t zone_id(const nf_conntrack *ct, bint reply) noexcept nogil:
 # thread sends each batch of requests (the kernel runs them inside sendmsg), reads the answers and writes
 # out the entries that were changed. Batches go round a ring of NBATCH.
 
+cdef struct errlist_t:
+    int *v
+    long n
+    long cap
+
+
 cdef struct mod_ctx:
     req_t req
     out_t out
@@ -295,9 +306,8 @@ cdef struct mod_ctx:
     long count
     long vanished
     long unchanged
-    int *fail
-    long nfail
-    long capfail
+    errlist_t fail            # entries the kernel refused (the sender's)
+    errlist_t build_fail      # entries no request could be built for (the calling thread's)
     int err
 
 
@@ -305,17 +315,21 @@ cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
     return &c.batches[c.submitted % NBATCH]
 
 
-cdef int add_fail(mod_ctx *c, int e) noexcept nogil:
+cdef int errlist_add(errlist_t *l, int e) noexcept nogil:
     cdef int *p
-    if c.nfail == c.capfail:
-        p = <int *>realloc(c.fail, (c.capfail * 2 + 64) * sizeof(int))
+    if l.n == l.cap:
+        p = <int *>realloc(l.v, (l.cap * 2 + 64) * sizeof(int))
         if p == NULL:
             return -1
-        c.fail = p
-        c.capfail = c.capfail * 2 + 64
-    c.fail[c.nfail] = e
-    c.nfail += 1
+        l.v = p
+        l.cap = l.cap * 2 + 64
+    l.v[l.n] = e
+    l.n += 1
     return 0
+
+
+cdef inline int add_fail(mod_ctx *c, int e) noexcept nogil:
+    return errlist_add(&c.fail, e)      # the sender's list
 
 
 cdef struct answer_ctx:
@@ -553,6 +567,7 @@ cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
     zones[0] = ATTR_ZONE
     zones[1] = ATTR_ORIG_ZONE
     zones[2] = ATTR_REPL_ZONE
+    cdef int e = 0
     if c.err:
         nfct_destroy(ct)
         return -1
@@ -568,10 +583,12 @@ cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
     # mark (MARK/MASK: keep the bits outside MASK, xor in MARK), status bits added, labels.
     nfct_copy(tmp, ct, NFCT_CP_ORIG)
     nfct_copy(tmp, c.obj, NFCT_CP_META)
+    # The zones the kernel finds the entry by (the original direction's; a reply zone alone would
+    # make the library drop the rest of the request, as it has no reply tuple to put it in).
     for k in range(3):
-        za = zones[k]
-        nfct_attr_unset(tmp, za)
-        nfct_copy_attr(tmp, ct, za)
+        nfct_attr_unset(tmp, zones[k])
+    nfct_copy_attr(tmp, ct, ATTR_ZONE)
+    nfct_copy_attr(tmp, ct, ATTR_ORIG_ZONE)
     if c.options & O_MARK:
         v = nfct_get_attr_u32(ct, ATTR_MARK)
         nfct_set_attr_u32(tmp, ATTR_MARK, (v & ~c.mark_mask) ^ c.mark_value)
@@ -591,7 +608,16 @@ cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
     # address, and the kernel refuses that (EOPNOTSUPP).
     b = mod_batch(c)
     nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, 0, family_of(ct))
-    nfct_nlmsg_build(nlh, tmp)
+    if nfct_nlmsg_build(nlh, tmp) < 0:
+        # the library could not encode it (the kernel would say the same): a failure of this entry
+        req_drop(&c.req)
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        e = errno if errno else EINVAL
+        if errlist_add(&c.build_fail, e) < 0:
+            c.err = ENOMEM
+            return -1
+        return 0
     req_done(b, nlh)
     nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, 0, family_of(ct))
     put_lookup(nlh, tmp, False)
@@ -750,7 +776,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, bint threa
         r.count = c.count
         r.vanished = c.vanished
         r.unchanged = c.unchanged
-        r.failures = [c.fail[i] for i in range(c.nfail)]
+        r.failures = [c.fail.v[i] for i in range(c.fail.n)] + [c.build_fail.v[i] for i in range(c.build_fail.n)]
         r.flows = []
         for i in range(c.nkept):
             r.flows.append(Flow.adopt(c.kept[i]))
@@ -774,7 +800,8 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, bint threa
             pthread_cond_destroy(&c.cond)
         req_free(&c.req)
         free(c.out.buf)
-        free(c.fail)
+        free(c.fail.v)
+        free(c.build_fail.v)
         if label_modify != NULL:
             nfct_bitmask_destroy(label_modify)
         free(c)
@@ -1507,12 +1534,9 @@ cdef class Loader:
             nlh.nlmsg_flags = NLM_F_REQUEST
             self.req.seq += 1
             nlh.nlmsg_seq = self.req.seq
-            if self.batch.n == 0:
-                self.batch.first = self.req.seq
-            self.batch.last = len
-            self.batch.n += 1
+            self.batch.len = len
+            req_done(&self.batch, nlh)
             len += nlh.nlmsg_len
-        self.batch.len = len
         req_flush(&self.req, &self.batch, ignore_answer, NULL)
         return -1
 
