@@ -5,9 +5,9 @@ The kernel builds each batch of a dump inside recvmsg(), on the receiving thread
 thread keeps that going while the caller's thread parses and formats the previous batch, so the two
 costs overlap on two cores. Neither thread holds the GIL while it works.
 """
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno, EINTR, ENOMEM
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy
 from posix.unistd cimport write
 
@@ -25,7 +25,7 @@ from pynfct.errors import from_errno
 
 
 cdef enum:
-    NSLOTS = 32
+    NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
     ENTRY_MAX = 4096
@@ -47,7 +47,8 @@ cdef struct slot_t:
 cdef struct pipe_t:
     pthread_mutex_t lock
     pthread_cond_t cond
-    slot_t slots[NSLOTS]
+    slot_t *slots           # a ring of nslots batches; buffers are allocated when first filled
+    int nslots
     int head, tail, count
     bint done, stop
     int fd
@@ -70,7 +71,7 @@ cdef void *reader_main(void *arg) noexcept nogil:
     cdef bint last
     while True:
         pthread_mutex_lock(&p.lock)
-        while p.count == NSLOTS and not p.stop:
+        while p.count == p.nslots and not p.stop:
             pthread_cond_wait(&p.cond, &p.lock)
         if p.stop:
             p.done = True
@@ -79,16 +80,22 @@ cdef void *reader_main(void *arg) noexcept nogil:
             return NULL
         s = &p.slots[p.head]
         pthread_mutex_unlock(&p.lock)
+        if s.buf == NULL:
+            s.buf = <char *>malloc(SLOT_SIZE)
 
-        while True:
+        while s.buf != NULL:
             s.len = recv(p.fd, s.buf, SLOT_SIZE, 0)
             if s.len >= 0 or errno != EINTR:
                 break
-        s.err = errno if s.len < 0 else 0
+        if s.buf == NULL:
+            s.len = -1
+            s.err = ENOMEM
+        else:
+            s.err = errno if s.len < 0 else 0
         last = s.len <= 0 or batch_is_last(s.buf, s.len)
 
         pthread_mutex_lock(&p.lock)
-        p.head = (p.head + 1) % NSLOTS
+        p.head = (p.head + 1) % p.nslots
         p.count += 1
         if last:
             p.done = True
@@ -186,7 +193,6 @@ cdef class Dump:
     cdef pipe_t pipe
     cdef pthread_t thread
     cdef bint started, joined
-    cdef char *slab
     cdef unsigned int seq
     cdef flow_ctx fc
     cdef int fi
@@ -194,12 +200,16 @@ cdef class Dump:
     cdef public long count
 
     def __cinit__(self):
-        self.slab = NULL
+        self.pipe.slots = NULL
+        self.pipe.nslots = 0
         self.started = self.joined = False
         self.fc.items = NULL
 
     def __init__(self, int nsfd, int msg_type=DUMP_CONNTRACK, int family=0, Filter filt=None,
-                 bint kernel_filter=True, bint userspace_filter=True):
+                 bint kernel_filter=True, bint userspace_filter=True, int batches=NSLOTS):
+        """`batches`: how many received batches may wait for the consumer (64 KiB each at most,
+        allocated only when used). A larger ring lets the kernel go on dumping while the caller
+        waits for something else, e.g. the other family's dump."""
         cdef char req[REQ_SIZE]
         cdef nlmsghdr *nlh
         cdef int i
@@ -212,16 +222,15 @@ cdef class Dump:
         self.seq = nlh.nlmsg_seq
         if mnl_socket_sendto(self.sock.mnl, nlh, nlh.nlmsg_len) < 0:
             raise from_errno(errno, "dump request")
-        self.slab = <char *>malloc(NSLOTS * SLOT_SIZE)
+        self.pipe.nslots = max(batches, 2)
+        self.pipe.slots = <slot_t *>calloc(self.pipe.nslots, sizeof(slot_t))
         self.fc.items = <nf_conntrack **>malloc(SLOT_SIZE // 16 * sizeof(nf_conntrack *))
-        if self.slab == NULL or self.fc.items == NULL:
+        if self.pipe.slots == NULL or self.fc.items == NULL:
             raise MemoryError()
         self.fc.cap = SLOT_SIZE // 16
         self.fc.n = self.fi = 0
         # -U sends the kernel part of its filter but applies its own rules in userspace.
         self.fc.filt = &filt.f if filt is not None and userspace_filter else NULL
-        for i in range(NSLOTS):
-            self.pipe.slots[i].buf = self.slab + i * SLOT_SIZE
         self.pipe.head = self.pipe.tail = self.pipe.count = 0
         self.pipe.done = self.pipe.stop = False
         self.pipe.fd = self.sock.fd()
@@ -245,7 +254,7 @@ cdef class Dump:
 
     cdef void release(self) noexcept nogil:
         pthread_mutex_lock(&self.pipe.lock)
-        self.pipe.tail = (self.pipe.tail + 1) % NSLOTS
+        self.pipe.tail = (self.pipe.tail + 1) % self.pipe.nslots
         self.pipe.count -= 1
         pthread_cond_broadcast(&self.pipe.cond)
         pthread_mutex_unlock(&self.pipe.lock)
@@ -400,12 +409,15 @@ cdef class Dump:
         self.finished = True
 
     def __dealloc__(self):
+        cdef int i
         if self.started and not self.joined:
             self.close()
         if self.fc.items != NULL:
             free(self.fc.items)
-        if self.slab != NULL:
-            free(self.slab)
+        if self.pipe.slots != NULL:
+            for i in range(self.pipe.nslots):
+                free(self.pipe.slots[i].buf)
+            free(self.pipe.slots)
 
 
 def _write_all(int fd, bytes data):

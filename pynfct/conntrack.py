@@ -42,6 +42,9 @@ _TABLES = {"conntrack": DUMP_CONNTRACK, "dying": DUMP_DYING, "unconfirmed": DUMP
 
 
 AF_INET, AF_INET6 = 2, 10
+# While one family's filtered dump is read, the other's keeps going into up to this many batches
+# (at most 64 KiB each, allocated as filled), so the two kernel table walks overlap.
+SPLIT_BATCHES = 1024
 
 
 def iter_flows(nsfd: int, msg: int, family: int, filt: Filter) -> Iterator[Flow]:
@@ -55,8 +58,8 @@ def iter_flows(nsfd: int, msg: int, family: int, filt: Filter) -> Iterator[Flow]
     if not filt.split_families:
         yield from Dump(nsfd, msg, family, filt, True)
         return
-    d6 = Dump(nsfd, msg, AF_INET6, filt, True)
-    d4 = Dump(nsfd, msg, AF_INET, filt, True)
+    d6 = Dump(nsfd, msg, AF_INET6, filt, True, batches=SPLIT_BATCHES)
+    d4 = Dump(nsfd, msg, AF_INET, filt, True, batches=SPLIT_BATCHES)
     first6 = next(d6, None)
     if first6 is None:
         d6.close()
@@ -78,8 +81,8 @@ def write_flows(nsfd: int, msg: int, family: int, filt: Filter, fd: int, fmt: "F
     from _nfct.query import format_flows
     if not filt.split_families:
         return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
-    d6 = Dump(nsfd, msg, AF_INET6, filt, True)
-    d4 = Dump(nsfd, msg, AF_INET, filt, True)
+    d6 = Dump(nsfd, msg, AF_INET6, filt, True, batches=SPLIT_BATCHES)
+    d4 = Dump(nsfd, msg, AF_INET, filt, True, batches=SPLIT_BATCHES)
     first6 = next(d6, None)
     if first6 is None:
         d6.close()
