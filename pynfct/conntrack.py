@@ -188,11 +188,15 @@ class Conntrack:
         (int or (value, mask)), status ("ASSURED" or ["ASSURED", "!SEEN_REPLY"]), zone, orig_zone,
         reply_zone, snat/dnat/any_nat (True or "IP[:PORT]"), labels, icmp_type/code/id, orig_vtag, ...
         ``zero=True`` reads and zeroes the counters (``-L -z``). Streams: memory does not grow with the table.
+        ``table`` is "conntrack", "dying", "unconfirmed", or "expect" (Expectation objects).
         """
         if table == "expect":
-            raise ParameterError("use Conntrack.expectations() for the expectation table")
+            # Expectations are not Flows: this yields Expectation objects (see expectations()).
+            if set(filters) - {"family"}:
+                raise ParameterError("the expectation table is filtered by family only")
+            return iter(self.expectations(filters.get("family")))
         if table not in _TABLES:
-            raise ParameterError(f"unknown table {table!r}; one of conntrack, dying, unconfirmed")
+            raise ParameterError(f"unknown table {table!r}; one of conntrack, expect, dying, unconfirmed")
         cmd = build_command("-L", filters, self._labelmap)
         return self.dump_command(cmd, table=table, zero=zero, kernel_filter=kernel_filter)
 

@@ -198,3 +198,19 @@ def test_no_permission_message(filled_ns):
     assert ct_r.returncode == py_r.returncode == 1
     assert b"CAP_NET_ADMIN" in ct_r.stderr and b"CAP_NET_ADMIN" in py_r.stderr
     assert_same(ct_r, py_r)
+
+
+def test_dump_expect_table(netns):
+    """dump(table="expect") lists what conntrack -L expect -f ipv4/ipv6 lists, as Expectation objects."""
+    from test_write import ftp_fill
+    ftp_fill(netns)
+    with pynfct.Conntrack(netns.name) as c:
+        exps = list(c.dump("expect"))
+        assert sorted(e.family for e in exps) == ["ipv4", "ipv6"]
+        for fam in ("ipv4", "ipv6"):
+            lines = run(netns, ["conntrack", "-L", "expect", "-f", fam]).stdout.splitlines()
+            got = list(c.dump("expect", family=fam))
+            assert len(got) == len(lines) == 1
+            assert f"dport={got[0].tuple.orig.dport}".encode() in lines[0]
+        with pytest.raises(pynfct.ParameterError):
+            c.dump("expect", proto="tcp")
