@@ -152,3 +152,16 @@ def test_expectations(netns):
         assert b"dport=6000" in run(netns, ["conntrack", "-L", "expect"]).stdout
         ct.flush("expect")
         assert ct.expectations() == []
+
+
+def test_delete_requests_built_directly_are_the_librarys(filled):
+    """-D builds the lookup of plain TCP/UDP entries itself: the same bytes libnetfilter_conntrack builds."""
+    from _nfct.write import lookup_requests
+    ns, ct = filled
+    checked = 0
+    for flow in ct.dump():
+        pair = lookup_requests(flow)
+        if pair is not None:
+            assert pair[0] == pair[1], str(flow)
+            checked += 1
+    assert checked > 30
