@@ -668,6 +668,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--pynfct", help="pynfct CLI command (default: pynfct on PATH, else PYTHON -m pynfct)")
     p.add_argument("--python", default=sys.executable, help="python for the API and floor children")
     p.add_argument("--save", metavar="FILE", help="also write the report (with date and command) to FILE")
+    p.add_argument("--no-writes", action="store_true", help="skip the write rows (-R, -D, -U; bench/compare_writes.py)")
     return p.parse_args(argv)
 
 
@@ -708,6 +709,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_rounds(ns.name, rows, args.rounds, pynfct, args.python)
         notes.append(load_note(load_before, os.getloadavg()[0]))
         text = report(rows, facts, args, info, table_count, (gen_s, load_s), pynfct, notes)
+        if not args.no_writes:
+            from compare_writes import run_write_rows, write_report
+            with tempfile.TemporaryDirectory(prefix="pynfct-bench-") as work:
+                path = os.path.join(work, "table.txt")
+                generate_table(path, args.entries)
+                text += "\n" + write_report(run_write_rows(ns, path, args.entries, args.rounds, pynfct, run_in_ns,
+                                                             log, Namespace))
     finally:
         ns.close()
     print(text)
