@@ -19,7 +19,7 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
-from _nfct.sysapi cimport recv
+from _nfct.sysapi cimport recv, send
 
 from pynfct.errors import from_errno
 
@@ -47,6 +47,9 @@ cdef struct slot_t:
 cdef struct pipe_t:
     pthread_mutex_t lock
     pthread_cond_t cond
+    const char *req         # the dump request: the reader thread sends it, since the kernel
+    size_t req_len          # fills the first batch inside that send (a whole filtered walk, if
+                            # nothing matches), and two dumps should walk the table at once
     slot_t *slots           # a ring of nslots batches; buffers are allocated when first filled
     int nslots
     int head, tail, count
@@ -69,6 +72,18 @@ cdef void *reader_main(void *arg) noexcept nogil:
     cdef pipe_t *p = <pipe_t *>arg
     cdef slot_t *s
     cdef bint last
+    if send(p.fd, p.req, p.req_len, 0) < 0:
+        # Reported to the consumer like a failed receive.
+        pthread_mutex_lock(&p.lock)
+        s = &p.slots[p.head]
+        s.len = -1
+        s.err = errno
+        p.head = (p.head + 1) % p.nslots
+        p.count += 1
+        p.done = True
+        pthread_cond_broadcast(&p.cond)
+        pthread_mutex_unlock(&p.lock)
+        return NULL
     while True:
         pthread_mutex_lock(&p.lock)
         while p.count == p.nslots and not p.stop:
@@ -193,6 +208,7 @@ cdef class Dump:
     cdef pipe_t pipe
     cdef pthread_t thread
     cdef bint started, joined
+    cdef char req[REQ_SIZE]
     cdef unsigned int seq
     cdef flow_ctx fc
     cdef int fi
@@ -210,18 +226,17 @@ cdef class Dump:
         """`batches`: how many received batches may wait for the consumer (64 KiB each at most,
         allocated only when used). A larger ring lets the kernel go on dumping while the caller
         waits for something else, e.g. the other family's dump."""
-        cdef char req[REQ_SIZE]
         cdef nlmsghdr *nlh
         cdef int i
         self.filt = filt
         self.count = 0
         self.sock = NfctSocket(nsfd)
-        nlh = self.sock.put_header(req, NFNL_SUBSYS_CTNETLINK, msg_type, NLM_F_DUMP, family)
+        nlh = self.sock.put_header(self.req, NFNL_SUBSYS_CTNETLINK, msg_type, NLM_F_DUMP, family)
         if filt is not None and kernel_filter and msg_type in (DUMP_CONNTRACK, DUMP_ZERO):
             filt.put_dump_filter(nlh, family)
         self.seq = nlh.nlmsg_seq
-        if mnl_socket_sendto(self.sock.mnl, nlh, nlh.nlmsg_len) < 0:
-            raise from_errno(errno, "dump request")
+        self.pipe.req = self.req
+        self.pipe.req_len = nlh.nlmsg_len
         self.pipe.nslots = max(batches, 2)
         self.pipe.slots = <slot_t *>calloc(self.pipe.nslots, sizeof(slot_t))
         self.fc.items = <nf_conntrack **>malloc(SLOT_SIZE // 16 * sizeof(nf_conntrack *))

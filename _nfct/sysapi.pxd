@@ -14,6 +14,7 @@ cdef extern from "<arpa/inet.h>" nogil:
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
 
     ctypedef unsigned int socklen_t
     struct iovec:
