@@ -11,9 +11,9 @@ import os
 import socket as _socket
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.errno cimport errno, EINTR, ENOENT, EEXIST, ENOMEM, EINVAL
+from libc.errno cimport errno, EINTR, ENOENT, EEXIST, ENOMEM, EINVAL, EPIPE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
 from posix.unistd cimport write
 
@@ -36,6 +36,7 @@ cdef enum:
     AF_INET6 = 10
     UNIT = 64               # entries per sendmsg for -D/-U
     NBATCH = 4              # -D/-U batches in flight between the calling thread and the sender
+    NBATCH_LOAD = 2         # -R: one batch being sent while the next is built
     SEND_SIZE = 1 << 17     # the batch buffer; below the socket's send buffer
     MSG_ROOM = 4096         # more than any single request needs
     RECV_SIZE = 1 << 16
@@ -835,6 +836,8 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                     if out_flush(&c.out) < 0:
                         c.err = c.out.err
             sock.close()
+        if c.err == EPIPE:
+            raise BrokenPipeError(EPIPE, "write")      # the CLI ends quietly, as on -L
         if c.err:
             raise from_errno(c.err)
         r.count = c.count
@@ -1479,60 +1482,254 @@ cdef int reader_next(reader_t *r, char **line, size_t *len) noexcept nogil:
             return -1
 
 
+# A batch of creates and what each request came from; the Loader's sender thread sends full batches
+# while the calling thread parses and builds the next one (the kernel does its part inside sendmsg).
+cdef struct cbatch_t:
+    batch_t b
+    long lines[BATCH_MAX]
+    long ords[BATCH_MAX]      # the request's place among all creates of the run
+    char is_add[BATCH_MAX]
+    int errs[BATCH_MAX]
+    size_t offs[BATCH_MAX]
+
+
+cdef struct load_ctx:
+    req_t req
+    cbatch_t batches[NBATCH_LOAD]
+    pthread_mutex_t lock
+    pthread_cond_t cond
+    long submitted            # batches handed over (the one being filled is batches[submitted % N])
+    long processed            # batches the sender is done with
+    bint done
+    bint threaded
+    bint stopped              # a create failed: later batches are dropped unsent
+    pthread_t thread
+    long created
+    long existed
+    bint keep_going
+    long *fail_pairs          # keep_going: (line, errno) pairs
+    long nfail
+    long capfail
+    long fail_line
+    int fail_errno
+    bint fail_add
+    long ordinal              # creates queued so far
+    uint8_t *done_bits        # bit per create: it made an entry (for a later undo)
+    long done_cap             # bytes
+    bint cancelled            # stop reading (the check of the file found an error)
+    const uint8_t *undo_bits  # undo mode: delete what these creates made, instead of creating
+    long undo_len             # bytes of undo_bits
+
+
+cdef int mark_done(load_ctx *c, long ordinal) noexcept nogil:
+    cdef uint8_t *p
+    cdef long need = ordinal // 8 + 1, cap
+    if need > c.done_cap:
+        cap = need * 2 + 4096
+        p = <uint8_t *>realloc(c.done_bits, cap)
+        if p == NULL:
+            return -1
+        memset(p + c.done_cap, 0, cap - c.done_cap)
+        c.done_bits = p
+        c.done_cap = cap
+    c.done_bits[ordinal // 8] |= 1 << (ordinal % 8)
+    return 0
+
+
+cdef int load_flush(load_ctx *c, cbatch_t *cb) noexcept nogil:
+    """Send one batch. On the first failure (an existing entry is none for -A), delete again what
+    the requests after it created, and return -1 with fail_* set."""
+    cdef batch_t *b = &cb.b
+    cdef int n = b.n, i, k = -1, e
+    cdef size_t len = 0
+    cdef nlmsghdr *nlh
+    cdef long *p
+    if n == 0:
+        return 0
+    if req_flush(&c.req, b, create_answer, <void *>cb.errs) < 0:
+        c.fail_errno = c.req.err
+        c.fail_line = cb.lines[0]
+        b.len = b.n = 0
+        return -1
+    if c.undo_bits != NULL:
+        return 0        # undoing: an entry already gone is as good as deleted
+    for i in range(n):
+        e = cb.errs[i]
+        if e == 0:
+            if k < 0:
+                c.created += 1
+        elif e == EEXIST and cb.is_add[i]:
+            if k < 0:
+                c.existed += 1
+        elif c.keep_going:
+            if c.nfail == c.capfail:
+                p = <long *>realloc(c.fail_pairs, (c.capfail * 2 + 64) * 2 * sizeof(long))
+                if p == NULL:
+                    c.fail_errno = ENOMEM
+                    return -1
+                c.fail_pairs = p
+                c.capfail = c.capfail * 2 + 64
+            c.fail_pairs[2 * c.nfail] = cb.lines[i]
+            c.fail_pairs[2 * c.nfail + 1] = e
+            c.nfail += 1
+        elif k < 0:
+            k = i
+    for i in range(n if k < 0 else k):
+        if cb.errs[i] == 0 and mark_done(c, cb.ords[i]) < 0:
+            c.fail_errno = ENOMEM
+            return -1
+    if k < 0:
+        return 0
+    c.fail_line = cb.lines[k]
+    c.fail_errno = cb.errs[k]
+    c.fail_add = cb.is_add[k]
+    # Undo: the same requests as deletes (the kernel finds the entry by their original tuple); their
+    # sequence numbers are answered already, so they are used again.
+    for i in range(k + 1, n):
+        if cb.errs[i] != 0:
+            continue
+        nlh = <nlmsghdr *>(b.buf + cb.offs[i])
+        memmove(b.buf + len, nlh, nlh.nlmsg_len)
+        nlh = <nlmsghdr *>(b.buf + len)
+        nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+        nlh.nlmsg_flags = NLM_F_REQUEST
+        b.len = len
+        req_done(b, nlh)
+        len += nlh.nlmsg_len
+    req_flush(&c.req, b, ignore_answer, NULL)
+    b.len = b.n = 0
+    return -1
+
+
+cdef void *load_sender(void *arg) noexcept nogil:
+    cdef load_ctx *c = <load_ctx *>arg
+    cdef cbatch_t *cb
+    while True:
+        pthread_mutex_lock(&c.lock)
+        while c.processed == c.submitted and not c.done:
+            pthread_cond_wait(&c.cond, &c.lock)
+        if c.processed == c.submitted:
+            pthread_mutex_unlock(&c.lock)
+            return NULL
+        cb = &c.batches[c.processed % NBATCH_LOAD]
+        pthread_mutex_unlock(&c.lock)
+        if c.stopped:
+            cb.b.len = cb.b.n = 0           # after a failure nothing more is sent
+        elif load_flush(c, cb) < 0:
+            c.stopped = True
+        pthread_mutex_lock(&c.lock)
+        c.processed += 1
+        pthread_cond_broadcast(&c.cond)
+        pthread_mutex_unlock(&c.lock)
+
+
+cdef inline cbatch_t *load_batch(load_ctx *c) noexcept nogil:
+    return &c.batches[c.submitted % NBATCH_LOAD]
+
+
+cdef int load_submit(load_ctx *c, bint wait_all) noexcept nogil:
+    """Hand the batch being filled over (threaded) or send it; with wait_all, also wait until every
+    batch is done. -1 once a create has failed."""
+    if not c.threaded:
+        if not c.stopped and load_flush(c, load_batch(c)) < 0:
+            c.stopped = True
+        return -1 if c.stopped else 0
+    pthread_mutex_lock(&c.lock)
+    if load_batch(c).b.n:
+        c.submitted += 1
+        pthread_cond_broadcast(&c.cond)
+    while c.submitted - c.processed >= (1 if wait_all else NBATCH_LOAD):
+        pthread_cond_wait(&c.cond, &c.lock)
+    pthread_mutex_unlock(&c.lock)
+    return -1 if c.stopped else 0
+
+
 cdef class Loader:
     """One pass over a -R file. `slow(line: bytes, lineno: int)` is called for every line the C parser
     leaves to the full one (with `proto`, the -p of the last line parsed here: "tcp", "udp" or None);
     with `run`, fast -I/-A lines are sent as they come and slow ones go through queue_create() or,
-    after sync(), through the command handlers."""
+    after sync(), through the command handlers. A sender thread sends full batches of creates while
+    the calling thread reads and builds the next ones."""
     cdef reader_t rd
-    cdef req_t req
-    cdef batch_t batch
+    cdef load_ctx *c
     cdef NfctSocket sock
     cdef bint run
+    cdef bint started
     cdef object slow
     cdef readonly long lineno
     cdef readonly long fast_lines
-    cdef readonly long created        # requests that created an entry
-    cdef readonly long existed        # -A lines whose entry was there already
     cdef readonly int last_proto
-    cdef long lines[BATCH_MAX]
-    cdef char is_add[BATCH_MAX]
-    cdef int errs[BATCH_MAX]
-    cdef size_t offs[BATCH_MAX]
-    cdef readonly long fail_line
-    cdef readonly int fail_errno
-    cdef readonly bint fail_add
-    cdef public bint keep_going       # API bulk creates: note failures (in `failures`), undo nothing
-    cdef readonly list failures       # (line or item number, errno) with keep_going
 
     def __cinit__(self):
         memset(&self.rd, 0, sizeof(reader_t))
-        memset(&self.req, 0, sizeof(req_t))
-        memset(&self.batch, 0, sizeof(batch_t))
         self.rd.fd = self.rd.copy_fd = -1
+        self.c = <load_ctx *>calloc(1, sizeof(load_ctx))
+        if self.c == NULL:
+            raise MemoryError()
 
-    def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1):
+    cdef object undo_ref
+    cdef long stop_line
+
+    def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1, threaded=None,
+                 bytes undo=None, long stop_line=0):
+        """`undo` (done_bits() of an earlier run over the same file) makes the creates of the lines up
+        to `stop_line` delete what that run created instead."""
+        cdef int k
         self.rd.fd = fd
         self.rd.copy_fd = copy_fd
-        self.rd.buf = <char *>malloc(READ_SIZE)
-        if self.rd.buf == NULL:
-            raise MemoryError()
+        if fd >= 0:
+            self.rd.buf = <char *>malloc(READ_SIZE)
+            if self.rd.buf == NULL:
+                raise MemoryError()
         self.slow = slow
         self.run = run
-        self.fail_line = 0
-        self.failures = []
+        self.stop_line = stop_line
+        if undo is not None:
+            self.undo_ref = undo                      # kept alive
+            self.c.undo_bits = <const uint8_t *><const char *>self.undo_ref
+            self.c.undo_len = len(undo)
         if run:
             self.sock = NfctSocket(nsfd)
-            req_init(&self.req, self.sock)
-            if batch_init(&self.batch) < 0:
-                raise MemoryError()
+            req_init(&self.c.req, self.sock)
+            for k in range(NBATCH_LOAD):
+                if batch_init(&self.c.batches[k].b) < 0:
+                    raise MemoryError()
+            pthread_mutex_init(&self.c.lock, NULL)
+            pthread_cond_init(&self.c.cond, NULL)
+            self.started = True
+            if threaded is None:
+                threaded = len(os.sched_getaffinity(0)) >= 2
+            if threaded and pthread_create(&self.c.thread, NULL, load_sender, self.c) == 0:
+                self.c.threaded = True
 
     def __dealloc__(self):
+        cdef int k
+        self._join()
         free(self.rd.buf)
-        free(self.batch.buf)
-        req_free(&self.req)
+        if self.c != NULL:
+            for k in range(NBATCH_LOAD):
+                free(self.c.batches[k].b.buf)
+            if self.started:
+                pthread_mutex_destroy(&self.c.lock)
+                pthread_cond_destroy(&self.c.cond)
+            req_free(&self.c.req)
+            free(self.c.fail_pairs)
+            free(self.c.done_bits)
+            free(self.c)
+            self.c = NULL
+
+    cdef void _join(self) noexcept:
+        if self.c != NULL and self.c.threaded:
+            with nogil:
+                pthread_mutex_lock(&self.c.lock)
+                self.c.done = True
+                pthread_cond_broadcast(&self.c.cond)
+                pthread_mutex_unlock(&self.c.lock)
+                pthread_join(self.c.thread, NULL)
+            self.c.threaded = False
 
     def close(self):
+        self._join()
         if self.sock is not None:
             self.sock.close()
 
@@ -1540,76 +1737,92 @@ cdef class Loader:
     def proto(self):
         return {6: "tcp", 17: "udp"}.get(self.last_proto)
 
+    @property
+    def created(self):
+        """Requests that created an entry (final after sync() or scan())."""
+        return self.c.created
+
+    @property
+    def existed(self):
+        """-A lines whose entry was there already."""
+        return self.c.existed
+
+    @property
+    def fail_line(self):
+        return self.c.fail_line
+
+    @property
+    def fail_errno(self):
+        return self.c.fail_errno
+
+    @property
+    def fail_add(self):
+        return self.c.fail_add
+
+    property keep_going:
+        """API bulk creates: note every failure (in `failures`) and undo nothing."""
+        def __get__(self):
+            return self.c.keep_going
+
+        def __set__(self, bint value):
+            self.c.keep_going = value
+
+    @property
+    def failures(self):
+        """(line or item number, errno) of the refused creates, with keep_going."""
+        return [(self.c.fail_pairs[2 * i], <int>self.c.fail_pairs[2 * i + 1]) for i in range(self.c.nfail)]
+
     cdef int queue(self, nf_conntrack *ct, int family, bint add) noexcept nogil:
-        """Add a create request to the batch; sends the batch when full. -1 on failure."""
+        """Add a create request to the batch; hands the batch over when full. -1 once one failed."""
+        cdef cbatch_t *cb = load_batch(self.c)
         cdef nlmsghdr *nlh
-        cdef int i = self.batch.n
-        nlh = req_put(&self.req, &self.batch, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
-                      NLM_F_CREATE | NLM_F_EXCL, family)
+        cdef int i = cb.b.n
+        cdef long ordinal = self.c.ordinal
+        if self.c.stopped:
+            return -1
+        self.c.ordinal += 1
+        if self.c.undo_bits != NULL:
+            # undo mode: the kernel finds the entry by the create request's original tuple
+            if ordinal // 8 >= self.c.undo_len or not self.c.undo_bits[ordinal // 8] & (1 << (ordinal % 8)):
+                return 0
+            nlh = req_put(&self.c.req, &cb.b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, family)
+        else:
+            nlh = req_put(&self.c.req, &cb.b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
+                          NLM_F_CREATE | NLM_F_EXCL, family)
         nfct_nlmsg_build(nlh, ct)
-        self.offs[i] = self.batch.len
-        req_done(&self.batch, nlh)
-        self.lines[i] = self.lineno
-        self.is_add[i] = add
-        self.errs[i] = 0
-        if self.batch.n == BATCH_MAX or batch_full(&self.batch):
-            return self.flush_batch()
+        cb.offs[i] = cb.b.len
+        req_done(&cb.b, nlh)
+        cb.ords[i] = ordinal
+        cb.lines[i] = self.lineno
+        cb.is_add[i] = add
+        cb.errs[i] = 0
+        if cb.b.n == BATCH_MAX or batch_full(&cb.b):
+            return load_submit(self.c, False)
         return 0
 
-    cdef int flush_batch(self) noexcept nogil:
-        """Send the batch. On the first failure (an existing entry is none for -A), delete again
-        what the requests after it created, and return -1 with fail_* set."""
-        cdef int n = self.batch.n, i, k = -1, e
-        cdef size_t len = 0
-        cdef nlmsghdr *nlh
-        cdef char *buf = self.batch.buf
-        if n == 0:
-            return 0
-        if req_flush(&self.req, &self.batch, create_answer, <void *>self.errs) < 0:
-            self.fail_errno = self.req.err
-            self.fail_line = self.lines[0]
-            return -1
-        for i in range(n):
-            e = self.errs[i]
-            if e == 0:
-                if k < 0:
-                    self.created += 1
-            elif e == EEXIST and self.is_add[i]:
-                if k < 0:
-                    self.existed += 1
-            elif self.keep_going:
-                with gil:
-                    self.failures.append((self.lines[i], e))
-            elif k < 0:
-                k = i
-        if k < 0:
-            return 0
-        self.fail_line = self.lines[k]
-        self.fail_errno = self.errs[k]
-        self.fail_add = self.is_add[k]
-        # Undo: the same requests as deletes (the kernel finds the entry by their original tuple).
-        for i in range(k + 1, n):
-            if self.errs[i] != 0:
-                continue
-            nlh = <nlmsghdr *>(buf + self.offs[i])
-            memmove(buf + len, nlh, nlh.nlmsg_len)
-            nlh = <nlmsghdr *>(buf + len)
-            nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
-            nlh.nlmsg_flags = NLM_F_REQUEST
-            self.req.seq += 1
-            nlh.nlmsg_seq = self.req.seq
-            self.batch.len = len
-            req_done(&self.batch, nlh)
-            len += nlh.nlmsg_len
-        req_flush(&self.req, &self.batch, ignore_answer, NULL)
-        return -1
+    def done_bits(self):
+        """Which creates made an entry (a bit per create, in file order): for an undo run."""
+        return PyBytes_FromStringAndSize(<const char *>self.c.done_bits, self.c.done_cap) \
+            if self.c.done_bits != NULL else b""
+
+    def cancel(self):
+        """Stop scan() at the next line (from another thread): the file check found an error."""
+        self.c.cancelled = True
+
+    @property
+    def cancelled(self):
+        return self.c.cancelled
 
     def queue_create(self, command):
         """A -I/-A line the full parser read: its request joins the batch."""
         cdef nf_conntrack *ct = template_ct(command)
         cdef int ret
+        cdef bint add
+        cdef int family = command.family
         from pynfct.template import Cmd
-        ret = self.queue(ct, command.family, command.command == Cmd.CT_ADD)
+        add = command.command == Cmd.CT_ADD
+        with nogil:
+            ret = self.queue(ct, family, add)
         nfct_destroy(ct)
         if ret < 0:
             raise _Stop()
@@ -1619,7 +1832,8 @@ cdef class Loader:
         cdef nf_conntrack *ct = creatable_clone(flow.ct)
         cdef int ret
         self.lineno += 1
-        ret = self.queue(ct, family_of(ct), add)
+        with nogil:
+            ret = self.queue(ct, family_of(ct), add)
         nfct_destroy(ct)
         if ret < 0:
             raise _Stop()
@@ -1630,8 +1844,12 @@ cdef class Loader:
         self.queue_create(command)
 
     def sync(self):
-        """Send what is queued and wait for it (before a -U/-D/-F line runs)."""
-        if self.run and self.flush_batch() < 0:
+        """Send what is queued and wait for it (before a -U/-D/-F line runs, and at the end)."""
+        cdef int ret = 0
+        if self.run:
+            with nogil:
+                ret = load_submit(self.c, True)
+        if ret < 0:
             raise _Stop()
 
     def scan(self):
@@ -1647,6 +1865,9 @@ cdef class Loader:
         while True:
             with nogil:
                 while True:
+                    if self.c.cancelled or (self.stop_line and self.lineno >= self.stop_line):
+                        rc = 0
+                        break
                     rc = reader_next(&self.rd, &line, &len)
                     if rc <= 0:
                         break
@@ -1667,18 +1888,20 @@ cdef class Loader:
                         self.last_proto = f.proto
                         if self.run:
                             ct = fast_build(&f)
-                            if ct == NULL or self.queue(ct, f.family, f.command == FAST_ADD) < 0:
-                                if ct == NULL:
-                                    self.fail_errno = ENOMEM
-                                    self.fail_line = self.lineno
-                                else:
-                                    nfct_destroy(ct)
+                            if ct == NULL:
+                                self.c.fail_errno = ENOMEM
+                                self.c.fail_line = self.lineno
                                 stop = True
                                 break
+                            if self.queue(ct, f.family, f.command == FAST_ADD) < 0:
+                                stop = True
                             nfct_destroy(ct)
+                            if stop:
+                                break
                         continue
                     break       # the full parser's line
             if stop:
+                self.sync_quietly()
                 raise _Stop()
             if rc < 0:
                 raise from_errno(self.rd.err, "read")
@@ -1686,8 +1909,13 @@ cdef class Loader:
                 break
             self.slow(PyBytes_FromStringAndSize(line + j, len - j), self.lineno)
             self.last_proto = 0
-        if self.run and self.flush_batch() < 0:
-            raise _Stop()
+        self.sync()
+
+    cdef void sync_quietly(self) noexcept:
+        # let the sender finish (and drop) what is in flight before fail_* are read
+        if self.run:
+            with nogil:
+                load_submit(self.c, True)
 
 
 class _Stop(Exception):

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import stat
 import tempfile
+import threading
 from typing import Callable, List, Optional, Union
 
 from ..errors import NfctError
@@ -89,47 +90,95 @@ def _stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, connlabel_conf,
-                stop_on_delete_failure: bool, cli: bool) -> LoadResult:
-    from _nfct.write import Loader, _Stop
-    # pass 1: parse every line; the first bad one raises before anything ran
+def _check(fd: int, copy_fd: int, progb: bytes, warn, connlabel_conf, loaders: list):
+    """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
+    Returns the -o flags and the label map path in force at the end of the file."""
+    from _nfct.write import Loader
     state = _new_state(connlabel_conf, None)
     bad: List = []
 
     def check(line: bytes, lineno: int) -> None:
-        _fix_handler(state, first)
+        _fix_handler(state, loader)
         cmd = _parse_one(split_line(line, progb), state, warn)
         if not bad and not cmd.command & FILE_COMMANDS:
             bad.append(cmd)
 
-    first = Loader(fd, check, copy_fd=spool.fileno() if spool is not None else -1)
-    first.scan()
+    loader = Loader(fd, check, copy_fd=copy_fd)
+    loaders.append(loader)
+    loader.scan()
     if bad:
         text = next((t for c, t in _FILE_CMD_TEXT if bad[0].command == c), "unknown")
         raise UsageError(f"Cannot use command `{text}' with --load-file")
-    output = Out(state.output_mask)
     labelmap_path = _dec(state.labelmap_path) if state.labelmap_path is not None else None
+    return Out(state.output_mask), labelmap_path
 
-    # pass 2: the same lines again, now run
+
+class _CheckFailed(Exception):
+    """The file check (pass 1, running alongside) found a bad line: what ran must be undone."""
+
+
+class _Checker(threading.Thread):
+    """Pass 1 in a thread of its own, on its own descriptor of the file, while pass 2 runs creates:
+    creates can be undone if a later line turns out bad; -U/-D/-F lines wait for the check."""
+
+    def __init__(self, fd: int, progb: bytes, warn, connlabel_conf, on_error) -> None:
+        super().__init__(name="pynfct-load-check", daemon=True)
+        self.args = (fd, -1, progb, warn, connlabel_conf, [])
+        self.on_error = on_error
+        self.result = None
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            self.result = _check(*self.args)
+        except BaseException as e:      # handed to the main thread
+            self.error = e
+            self.on_error()
+
+    def outcome(self):
+        self.join()
+        if self.error is not None:
+            raise _CheckFailed()
+        return self.result
+
+
+def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, connlabel_conf,
+                stop_on_delete_failure: bool, cli: bool) -> LoadResult:
+    from _nfct.write import Loader, _Stop
+    checker = None
     if spool is not None:
+        # standard input that is no file: check it all first, copying it for pass 2
+        output, labelmap_path = _check(fd, spool.fileno(), progb, warn, connlabel_conf, [])
         spool.flush()
         spool.seek(0)
         src = spool.fileno()
     else:
-        os.lseek(fd, 0, os.SEEK_SET)
+        output = labelmap_path = None
         src = fd
+    final = {"output": output, "labelmap_path": labelmap_path, "known": spool is not None}
     state = _new_state(connlabel_conf, None)
     result = LoadResult()
 
+    def settle() -> None:
+        # the flags in force at the end of the file, once the check has read it all
+        if not final["known"]:
+            final["output"], final["labelmap_path"] = checker.outcome()
+            final["known"] = True
+
     def run(line: bytes, lineno: int) -> None:
         _fix_handler(state, second)
-        cmd = _parse_one(split_line(line, progb), state, _ignore)
-        cmd.output = output
-        if labelmap_path is not None:
-            cmd.labelmap_path = labelmap_path
+        try:
+            cmd = _parse_one(split_line(line, progb), state, _ignore)
+        except UsageError:
+            settle()            # the check reports it (or an earlier bad line)
+            raise
         if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
             second.queue_create(cmd)
             return
+        settle()
+        cmd.output = final["output"]
+        if final["labelmap_path"] is not None:
+            cmd.labelmap_path = final["labelmap_path"]
         second.sync()
         try:
             _run_line(cmd, result, out_fd, nsfd, cli, stop_on_delete_failure)
@@ -137,17 +186,64 @@ def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, conn
             raise LoadFailed(e.errno, cmd.command, lineno) from None
 
     second = Loader(src, run, nsfd=nsfd, run=True)
+    if spool is None:
+        checker = _Checker(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), progb, warn,
+                           connlabel_conf, second.cancel)
+        checker.start()
+    failure: Optional[BaseException] = None
     try:
-        second.scan()
-    except _Stop:
-        raise LoadFailed(second.fail_errno, Cmd.CT_ADD if second.fail_add else Cmd.CT_CREATE,
-                         second.fail_line) from None
+        try:
+            second.scan()
+        except _Stop:
+            failure = LoadFailed(second.fail_errno, Cmd.CT_ADD if second.fail_add else Cmd.CT_CREATE,
+                                 second.fail_line)
+        settle()                # a bad line anywhere wins over a failed create, as in conntrack
+    except (_CheckFailed, UsageError) as e:
+        # conntrack parses the whole file before it runs a line: undo the creates run so far
+        second.close()
+        _undo(src, second, progb, connlabel_conf, nsfd)
+        if checker is not None and checker.error is not None:
+            raise checker.error from None
+        raise e
     finally:
+        if checker is not None:
+            checker.join()
+            os.close(checker.args[0])
         result.lines = second.lineno
         result.created += second.created
         result.existed += second.existed
         second.close()
+    if failure is not None:
+        raise failure
     return result
+
+
+def _undo(fd: int, done, progb: bytes, connlabel_conf, nsfd: int) -> None:
+    """Delete what the creates of a run (`done`, its Loader) made: the same lines again up to where it
+    stopped, each create that made an entry sent as a delete."""
+    from _nfct.write import Loader
+    if done.created == 0:
+        return
+    state = _new_state(connlabel_conf, None)
+
+    def again(line: bytes, lineno: int) -> None:
+        _fix_handler(state, undo)
+        try:
+            cmd = _parse_one(split_line(line, progb), state, _ignore)
+        except UsageError:
+            return
+        if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
+            undo.queue_create(cmd)
+
+    ufd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        undo = Loader(ufd, again, nsfd=nsfd, run=True, undo=done.done_bits(), stop_line=done.lineno)
+        try:
+            undo.scan()
+        finally:
+            undo.close()
+    finally:
+        os.close(ufd)
 
 
 def _fix_handler(state, loader) -> None:

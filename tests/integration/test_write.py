@@ -89,7 +89,9 @@ def twins(fill: Callable[[NetNS], None] = small_fill):
 
 
 def no_ids(text: str) -> str:
-    """Entry ids differ between two namespaces."""
+    """Entry ids differ between two namespaces (and the differential module's timeout tolerance does
+    not know `-D -t N` save lines, so those timeouts are blanked)."""
+    text = re.sub(r"(?m)^-D -t \d+", "-D -t T", text)
     return re.sub(r"<id>\d+</id>", "<id>N</id>", re.sub(r"(?<![\w-])id=\d+", "id=N", text))
 
 
@@ -373,7 +375,8 @@ def test_delete_negated_status():
         assert a.ct_count() == 0
         assert 0 < n < len(table(a)) + len(ct.out.splitlines())
         assert py.returncode == 0 and f"{n} flow entries have been deleted." in py.err
-        assert sorted(no_ids(l) for l in py.out.splitlines()) == sorted(no_ids(l) for l in listed.out.splitlines())
+        key = lambda l: re.sub(r"^(\S+\s+\d+\s+)\d+", r"\1", no_ids(l))  # noqa: E731  (timeouts tick)
+        assert sorted(map(key, py.out.splitlines())) == sorted(map(key, listed.out.splitlines()))
         assert run_ct(b, ["-L", "-u", "!SEEN_REPLY"]).out == ""
         assert b.ct_count() == len(ct.out.splitlines()) - n
 
@@ -576,6 +579,25 @@ def test_load_failing_create_in_a_long_file(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     ct, py = differential(["-R", str(path)])
     assert ct.returncode == 1 and "Such conntrack exists" in py.err
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_load_bad_line_after_thousands_of_creates(tmp_path, stdin):
+    """pynfct checks a file while it already creates the entries of its first lines; a bad line far
+    down means none of it may have run (conntrack parses all first): what was created is deleted
+    again, and an -A of an entry that was there already keeps it."""
+    lines = [" ".join(["-I", "-p", "udp", "-s", f"10.2.{i >> 8}.{i & 255}", "-d", "203.0.113.2",
+                       "--sport", "1", "--dport", "2", "-t", "100"]) for i in range(6000)]
+    lines.insert(10, "-A -p udp -s 192.0.2.10 -d 198.51.100.2 --sport 50000 --dport 53 -t 100")
+    lines.append("-I -p udp -s 10.3.0.1 -d 203.0.113.2 --sport 1 --dport 2 -t 100 -u NOSUCHSTATUS")
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "batch"
+    path.write_text(text)
+    if stdin:
+        ct, py = differential(["-R", "-"], input=text)
+    else:
+        ct, py = differential(["-R", str(path)])
+    assert ct.returncode == 2 and "NOSUCHSTATUS" in py.err
 
 
 def test_load_missing_file(static_ns):
