@@ -669,6 +669,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--python", default=sys.executable, help="python for the API and floor children")
     p.add_argument("--save", metavar="FILE", help="also write the report (with date and command) to FILE")
     p.add_argument("--no-writes", action="store_true", help="skip the write rows (-R, -D, -U; bench/compare_writes.py)")
+    p.add_argument("--no-reads", action="store_true", help="skip the read rows (only the write rows)")
     return p.parse_args(argv)
 
 
@@ -701,14 +702,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         baseline = run_in_ns(ns.name, ["true"])
         notes.append(f"Peak RSS is GNU time's %M for the `ip netns exec` chain, so it is never below "
                      f"`ip netns exec true`'s {baseline.rss_kb / 1024:.1f} MB.")
-        rows = make_rows(info)
+        rows = make_rows(info) if not args.no_reads else []
         log("counting output lines (also warms the caches) ...")
         run_counts(ns.name, rows, pynfct, args.python)
         log(f"timing {args.rounds} round(s) of {len(rows)} rows; pynfct = {shlex.join(pynfct)}")
         load_before = os.getloadavg()[0]
         run_rounds(ns.name, rows, args.rounds, pynfct, args.python)
         notes.append(load_note(load_before, os.getloadavg()[0]))
-        text = report(rows, facts, args, info, table_count, (gen_s, load_s), pynfct, notes)
+        text = report(rows, facts, args, info, table_count, (gen_s, load_s), pynfct, notes) if rows else \
+            "\n".join(notes)
         if not args.no_writes:
             from compare_writes import run_write_rows, write_report
             with tempfile.TemporaryDirectory(prefix="pynfct-bench-") as work:
