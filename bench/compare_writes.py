@@ -118,7 +118,7 @@ def conntrack_update_cost(run_in_ns, namespace_cls, log) -> Optional[float]:
 
 
 def write_report(rows: List[WriteRow]) -> str:
-    out = ["", "Write commands (each on a table freshly loaded from the generated file; best of the rounds):", "",
+    out = ["", "", "Write commands (each on a table freshly loaded from the generated file; best of the rounds):", "",
            "| command | conntrack s | pynfct s | ratio | target | result | pynfct RSS MB | counts (conntrack / pynfct) |",
            "|---|---:|---:|---:|---|---|---:|---|"]
     for row in rows:
