@@ -20,6 +20,7 @@ from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport recv, send
+from _nfct.fdio cimport write_all
 
 from pynfct.errors import from_errno
 
@@ -134,16 +135,9 @@ cdef struct text_ctx:
 
 
 cdef int flush_out(text_ctx *t) noexcept nogil:
-    cdef size_t off = 0
-    cdef ssize_t n
-    while off < t.len:
-        n = write(t.fd, t.out + off, t.len - off)
-        if n < 0:
-            if errno == EINTR:
-                continue
-            t.err = errno
-            return -1
-        off += n
+    t.err = write_all(t.fd, t.out, t.len)
+    if t.err:
+        return -1
     t.len = 0
     return 0
 

@@ -23,6 +23,7 @@ cdef struct ct_filter:
 cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept nogil
 
 # Pieces of the filter that -U uses on their own (its filter is not -L's), and the template replay.
+cdef int labels_missing(const nfct_bitmask *want, const nf_conntrack *ct) noexcept nogil
 cdef int _filter_nat(const ct_filter *f, const nf_conntrack *ct) noexcept nogil
 cdef int _filter_network(const ct_filter *f, const nf_conntrack *ct, int dir) noexcept nogil
 cdef nfct_bitmask *bitmask_of(bits) except? NULL

@@ -110,10 +110,20 @@ cdef int _filter_network(const ct_filter *f, const nf_conntrack *ct, int dir) no
     return 0
 
 
+cdef int labels_missing(const nfct_bitmask *want, const nf_conntrack *ct) noexcept nogil:
+    """1 when `ct` lacks one of the label bits of `want` (conntrack's filter_label)."""
+    cdef const nfct_bitmask *have = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
+    cdef unsigned int i
+    if have == NULL:
+        return 1
+    for i in range(nfct_bitmask_maxbit(want) + 1):
+        if nfct_bitmask_test_bit(want, i) and not nfct_bitmask_test_bit(have, i):
+            return 1
+    return 0
+
+
 cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept nogil:
     """1 when conntrack would not show `ct` for this command (nfct_filter in conntrack.c)."""
-    cdef const nfct_bitmask *ctb
-    cdef unsigned int i
     if f.options & (O_SRC_NAT | O_DST_NAT | O_ANY_NAT):
         if _filter_nat(f, ct):
             return 1
@@ -121,13 +131,8 @@ cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept n
         if not (nfct_attr_is_set(ct, ATTR_MARK)
                 and (nfct_get_attr_u32(ct, ATTR_MARK) & f.mark_mask) == f.mark_value):
             return 1
-    if f.label != NULL:
-        ctb = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
-        if ctb == NULL:
-            return 1
-        for i in range(nfct_bitmask_maxbit(f.label) + 1):
-            if nfct_bitmask_test_bit(f.label, i) and not nfct_bitmask_test_bit(ctb, i):
-                return 1
+    if f.label != NULL and labels_missing(f.label, ct):
+        return 1
     if f.options & O_MASK_SRC and _filter_network(f, ct, DIR_SRC):
         return 1
     if f.options & O_MASK_DST and _filter_network(f, ct, DIR_DST):

@@ -22,10 +22,11 @@ from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.sysapi cimport htonl, ntohl, htons
 from _nfct.socket cimport NfctSocket
-from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, bitmask_of, set_attrs
+from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, labels_missing, bitmask_of, set_attrs
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
 from _nfct.dump cimport entry_cb_t
+from _nfct.fdio cimport write_all
 from _nfct.pthread cimport *
 
 from pynfct.errors import from_errno, ParameterError
@@ -203,16 +204,9 @@ cdef struct out_t:
 
 
 cdef int out_flush(out_t *o) noexcept nogil:
-    cdef size_t off = 0
-    cdef ssize_t n
-    while off < o.len:
-        n = write(o.fd, o.buf + off, o.len - off)
-        if n < 0:
-            if errno == EINTR:
-                continue
-            o.err = errno
-            return -1
-        off += n
+    o.err = write_all(o.fd, o.buf, o.len)
+    if o.err:
+        return -1
     o.len = 0
     return 0
 
@@ -539,18 +533,11 @@ cdef int delete_entry(nf_conntrack *ct, void *data) noexcept nogil:
 cdef int update_reject(const mod_ctx *c, const nf_conntrack *ct) noexcept nogil:
     """conntrack's -U selection (mnl_nfct_update_cb): not -L's filter, -m/-u/-t are values to set."""
     cdef const ct_filter *f = c.filt
-    cdef const nfct_bitmask *ctb
     cdef const nf_conntrack *obj = c.obj
-    cdef unsigned int i
     if f.options & (O_SRC_NAT | O_DST_NAT | O_ANY_NAT) and _filter_nat(f, ct):
         return 1
-    if f.label != NULL:
-        ctb = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
-        if ctb == NULL:
-            return 1
-        for i in range(nfct_bitmask_maxbit(f.label) + 1):
-            if nfct_bitmask_test_bit(f.label, i) and not nfct_bitmask_test_bit(ctb, i):
-                return 1
+    if f.label != NULL and labels_missing(f.label, ct):
+        return 1
     if f.options & O_MASK_SRC and _filter_network(f, ct, 0):
         return 1
     if f.options & O_MASK_DST and _filter_network(f, ct, 1):
