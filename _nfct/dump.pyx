@@ -5,7 +5,7 @@ The kernel builds each batch of a dump inside recvmsg(), on the receiving thread
 thread keeps that going while the caller's thread parses and formats the previous batch, so the two
 costs overlap on two cores. Neither thread holds the GIL while it works.
 """
-from libc.errno cimport errno, EINTR, ENOMEM
+from libc.errno cimport errno, EINTR, ENOMEM, ENOBUFS
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy
@@ -19,7 +19,7 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
-from _nfct.sysapi cimport recv, send
+from _nfct.sysapi cimport recv, send, setsockopt, getsockopt, socklen_t, SOL_SOCKET, SO_RCVBUF
 from _nfct.fdio cimport write_all
 
 from pynfct.errors import from_errno
@@ -31,6 +31,7 @@ cdef enum:
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
     ENTRY_MAX = 4096
     REQ_SIZE = 8192
+    PRE_SIZE = 32
 
 # Table names for the message type of the request.
 DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
@@ -51,6 +52,11 @@ cdef struct pipe_t:
     const char *req         # the dump request: the reader thread sends it, since the kernel
     size_t req_len          # fills the first batch inside that send (a whole filtered walk, if
                             # nothing matches), and two dumps should walk the table at once
+    const char *pre         # with `defer`: a request whose answer stays queued (see start_deferred)
+    uint32_t pre_seq
+    uint32_t seq
+    bint defer
+    bint skipping           # the pre answer and the deferred start's error are still to come
     slot_t *slots           # a ring of nslots batches; buffers are allocated when first filled
     int nslots
     int head, tail, count
@@ -69,11 +75,54 @@ cdef bint batch_is_last(const char *buf, ssize_t len) noexcept nogil:
     return False
 
 
+cdef int start_deferred(pipe_t *p) noexcept nogil:
+    """Send the dump request so that the kernel walks the table in recvmsg(), not inside send().
+
+    The kernel builds a dump's first batch inside the send, holding the ctnetlink subsystem mutex;
+    a filtered dump that matches little walks the whole table there, and every other ctnetlink
+    request (the other family's dump, deletes, other processes) waits for it. With an answer left
+    in a minimal receive buffer, the kernel cannot queue that first batch: the start returns
+    ENOBUFS as an error message and the dump goes on in our recvmsg() calls, without the mutex.
+    """
+    cdef int orig = 0, small = 1
+    cdef socklen_t l = sizeof(int)
+    if getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0:
+        return send(p.fd, p.req, p.req_len, 0)
+    if (setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(int)) < 0
+            or send(p.fd, p.pre, (<const nlmsghdr *>p.pre).nlmsg_len, 0) < 0):
+        return send(p.fd, p.req, p.req_len, 0)
+    p.skipping = True
+    if send(p.fd, p.req, p.req_len, 0) < 0:
+        return -1
+    orig //= 2              # getsockopt reports twice what was set
+    setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, sizeof(int))
+    return 0
+
+
+cdef bint is_skipped(pipe_t *p, const char *buf, ssize_t len) noexcept nogil:
+    """Is this datagram the pre request's answer or the deferred start's ENOBUFS?"""
+    cdef const nlmsghdr *nlh = <const nlmsghdr *>buf
+    cdef const nlmsgerr *e
+    if len < <ssize_t>sizeof(nlmsghdr) or <ssize_t>nlh.nlmsg_len != len:
+        return False
+    if nlh.nlmsg_seq == p.pre_seq:
+        return True
+    if nlh.nlmsg_type == NLMSG_ERROR and nlh.nlmsg_seq == p.seq:
+        e = <const nlmsgerr *>mnl_nlmsg_get_payload(nlh)
+        return e.error == -ENOBUFS
+    return False
+
+
 cdef void *reader_main(void *arg) noexcept nogil:
     cdef pipe_t *p = <pipe_t *>arg
     cdef slot_t *s
     cdef bint last
-    if send(p.fd, p.req, p.req_len, 0) < 0:
+    cdef int sent
+    if p.defer:
+        sent = start_deferred(p)
+    else:
+        sent = send(p.fd, p.req, p.req_len, 0)
+    if sent < 0:
         # Reported to the consumer like a failed receive.
         pthread_mutex_lock(&p.lock)
         s = &p.slots[p.head]
@@ -108,6 +157,10 @@ cdef void *reader_main(void *arg) noexcept nogil:
             s.err = ENOMEM
         else:
             s.err = errno if s.len < 0 else 0
+            if p.skipping and s.len > 0:
+                if is_skipped(p, s.buf, s.len):
+                    continue
+                p.skipping = False
         last = s.len <= 0 or batch_is_last(s.buf, s.len)
 
         pthread_mutex_lock(&p.lock)
@@ -203,6 +256,7 @@ cdef class Dump:
     cdef pthread_t thread
     cdef bint started, joined
     cdef char req[REQ_SIZE]
+    cdef char pre[PRE_SIZE]
     cdef unsigned int seq
     cdef flow_ctx fc
     cdef int fi
@@ -231,6 +285,16 @@ cdef class Dump:
         self.seq = nlh.nlmsg_seq
         self.pipe.req = self.req
         self.pipe.req_len = nlh.nlmsg_len
+        self.pipe.seq = self.seq
+        # Defer the start of dumps the kernel filters (a family, or filter attributes): their first
+        # batch may be a whole walk of the table (see start_deferred).
+        self.pipe.defer = (msg_type in (DUMP_CONNTRACK, DUMP_ZERO)
+                           and (family != 0 or nlh.nlmsg_len > sizeof(nlmsghdr) + sizeof(nfgenmsg)))
+        self.pipe.skipping = False
+        if self.pipe.defer:
+            nlh = self.sock.put_header(self.pre, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS, 0, 0)
+            self.pipe.pre = self.pre
+            self.pipe.pre_seq = nlh.nlmsg_seq
         self.pipe.nslots = max(batches, 2)
         self.pipe.slots = <slot_t *>calloc(self.pipe.nslots, sizeof(slot_t))
         self.fc.items = <nf_conntrack **>malloc(SLOT_SIZE // 16 * sizeof(nf_conntrack *))
