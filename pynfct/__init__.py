@@ -4,7 +4,11 @@
 >>> with pynfct.Conntrack() as ct:
 ...     print(ct.count())
 """
-from typing import Any
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from _nfct import query
 from _nfct.dump import Dump, DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
@@ -14,14 +13,14 @@ from _nfct.socket import enter_netns
 from .errors import ParameterError
 from .template import Command
 
-from typing import TYPE_CHECKING as _TYPE_CHECKING
-if _TYPE_CHECKING:
+TYPE_CHECKING = False  # typing is for the type checker only: not imported on every CLI start
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple, Union
+
+    from .events import AsyncEventStream, EventStream, Mask
     from .flowspec import Expectation, WriteResult
 
-if TYPE_CHECKING:
-    from .events import AsyncEventStream, EventStream, Mask
-
-NetNS = Union[None, str, "os.PathLike[str]", int]
+    NetNS = Union[None, str, "os.PathLike[str]", int]
 
 # keyword filter -> conntrack long option (the Python API speaks the CLI's language)
 _FILTER_OPTIONS = {

@@ -7,13 +7,17 @@ and gives the same answer as conntrack on the same table.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
-from typing import Dict, Optional, Set, Tuple, Union
 
 from .attrs import Attr
+from .record import Factory, Record
 
-AttrValue = Union[int, bytes, str, Set[int]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Set, Tuple, Union
+
+    AttrValue = Union[int, bytes, str, Set[int]]
+
 
 
 class Cmd(enum.IntFlag):
@@ -105,18 +109,17 @@ class Table(enum.IntEnum):
     UNCONFIRMED = 3
 
 
-@dataclasses.dataclass
-class Template:
+class Template(Record):
     """conntrack's struct ct_tmpl: attribute sets on each template object, plus the non-attribute filters.
 
     Each dict maps an :class:`~pynfct.attrs.Attr` to the value conntrack passes to ``nfct_set_attr_*``
     (see ``pynfct.attrs.ATTR_KIND`` for the encoding). Insertion order is the order of the calls.
     """
 
-    ct: Dict[Attr, AttrValue] = dataclasses.field(default_factory=dict)
-    mask: Dict[Attr, AttrValue] = dataclasses.field(default_factory=dict)
-    exptuple: Dict[Attr, AttrValue] = dataclasses.field(default_factory=dict)
-    exp: Dict[int, AttrValue] = dataclasses.field(default_factory=dict)  # ATTR_EXP_* numbers
+    ct: Dict[Attr, AttrValue] = Factory(dict)
+    mask: Dict[Attr, AttrValue] = Factory(dict)
+    exptuple: Dict[Attr, AttrValue] = Factory(dict)
+    exp: Dict[int, AttrValue] = Factory(dict)  # ATTR_EXP_* numbers
     mark: Tuple[int, int] = (0, 0)                  # tmpl.mark: (value, mask) of -m
     filter_mark_kernel: Optional[Tuple[int, int]] = None    # (val, mask) for the kernel dump filter
     filter_status_kernel: Optional[Tuple[int, int]] = None  # (val, mask) for the kernel dump filter
@@ -125,8 +128,7 @@ class Template:
     setup: Optional[str] = None                     # "reply"/"original": nfct_setobjopt(SETUP_*) for -I
 
 
-@dataclasses.dataclass
-class Command:
+class Command(Record):
     """conntrack's struct ct_cmd after do_parse()."""
 
     command: Cmd = Cmd.NONE
@@ -138,4 +140,4 @@ class Command:
     output: Out = Out(0)
     socketbuffersize: int = 0
     labelmap_path: Optional[str] = None
-    tmpl: Template = dataclasses.field(default_factory=Template)
+    tmpl: Template = Factory(Template)

@@ -7,8 +7,12 @@ as the kernel hands it to a C program) and reproduce glibc's behaviour on x86-64
 """
 from __future__ import annotations
 
-import socket
-from typing import Optional, Tuple
+# _socket, not socket: the C functions are all this needs, and socket.py costs ~3 ms of every start.
+import _socket as socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 ULONG_MAX = (1 << 64) - 1
 LONG_MAX = (1 << 63) - 1

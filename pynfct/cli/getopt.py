@@ -17,9 +17,12 @@ Everything works on ``bytes`` like the C code, so the error messages conntrack b
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from ..record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple, Union
 
 NO_ARGUMENT = 0
 REQUIRED_ARGUMENT = 1
@@ -31,8 +34,7 @@ PERMUTE = 1
 RETURN_IN_ORDER = 2
 
 
-@dataclasses.dataclass(frozen=True)
-class LongOption:
+class LongOption(Record, frozen=True):
     """One ``struct option`` entry (``flag`` is always NULL in conntrack)."""
 
     name: bytes

@@ -1,7 +1,9 @@
 """conntrack's -h output, generated from the option table (pynfct.cli.options)."""
 from __future__ import annotations
 
-from typing import Optional, Union
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
 
 from .. import __version__
 from ..template import Command

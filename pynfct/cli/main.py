@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 from .. import __version__
 from ..errors import NfctError, ParameterError

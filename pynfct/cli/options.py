@@ -16,9 +16,12 @@ option here (1.4.9 also added ``-M``) so that every 1.4.7 command line parses th
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from ..record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ..attrs import Attr
 from ..template import Cmd, Opt, Out
@@ -43,16 +46,14 @@ class Section(enum.Enum):
     COMMON = "Common parameters and options:\n"
 
 
-@dataclasses.dataclass(frozen=True)
-class HelpLine:
+class HelpLine(Record, frozen=True):
     section: Section
     order: int        # position inside the section
     text: str         # the exact line, with conntrack's tabs
     extension: bool = False   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
 
 
-@dataclasses.dataclass(frozen=True)
-class OptionSpec:
+class OptionSpec(Record, frozen=True):
     """One option of the conntrack command line.
 
     ``val`` is what getopt returns for it (the short letter, or an unused character for long-only
@@ -298,8 +299,7 @@ TABLE_NAMES: Tuple[bytes, ...] = (b"expect", b"conntrack", b"dying", b"unconfirm
 
 # -- protocol extensions (proto-*.c) ------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class ProtoAction:
+class ProtoAction(Record, frozen=True):
     """What one protocol option does (the ``case`` of the extension's parse_opts()).
 
     kind: "port" (htons(atoi())), "key" (htons(strtoul(, 0)), GRE), "vtag" (htonl(atoi())),
@@ -317,8 +317,7 @@ class ProtoAction:
     l4value: str = "proto"
 
 
-@dataclasses.dataclass(frozen=True)
-class ProtoHandler:
+class ProtoHandler(Record, frozen=True):
     name: str
     protonum: int
     longopts: Tuple[Tuple[str, int], ...]    # (long name, val) in the extension's table order

@@ -16,11 +16,17 @@ State that conntrack keeps in globals across the lines of a ``-R`` file (the las
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import socket
+# _socket, not socket: getprotobyname and the AF_ numbers are all this needs, and socket.py costs ~3 ms of every start.
+import _socket as socket
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from ..record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+    Warn = Callable[[str], None]
 
 from ..attrs import ATTR_KIND, Attr
 from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
@@ -44,7 +50,6 @@ ATTR_EXP_TIMEOUT = 3
 
 _TABLE_DYING_OR_UNCONFIRMED = (Table.DYING, Table.UNCONFIRMED)
 
-Warn = Callable[[str], None]
 
 
 def _stderr_warn(msg: str) -> None:
@@ -56,7 +61,6 @@ def _dec(b: bytes) -> str:
     return os.fsdecode(b)
 
 
-@dataclasses.dataclass
 class CliCommand(Command):
     """A :class:`Command` as parsed from a command line, plus what only the CLI needs.
 
@@ -154,8 +158,7 @@ def load_labelmap(path: Union[str, bytes]) -> Tuple[Optional[Dict[bytes, int]], 
 
 # -- parse state ---------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class _State:
+class _State(Record):
     """conntrack.c globals that outlive one do_parse() call."""
 
     h: Optional[O.ProtoHandler] = None           # static struct ctproto_handler *h

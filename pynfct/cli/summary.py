@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..template import Cmd, Command
 from .parse import cmd_index

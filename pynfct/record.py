@@ -1,0 +1,83 @@
+"""Value classes for the command line's tables and parse state.
+
+They need what ``@dataclass`` gives (fields with defaults, keyword construction, equality, repr,
+frozen instances), but importing ``dataclasses`` also imports ``inspect``, ``ast``, ``dis`` and
+``tokenize``: about 8 ms of every ``pynfct`` start, more than parsing the command line takes.
+"""
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Tuple
+
+
+class Factory:
+    """A default made anew for each instance (``dataclasses.field(default_factory=...)``)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+class Record:
+    """Fields are the class's annotated names, in order, after those of its base classes; a class
+    attribute of the same name is the field's default. ``class X(Record, frozen=True)`` makes
+    instances read-only (and hashable by value)."""
+
+    _fields: Tuple[str, ...] = ()
+    _defaults: Dict[str, Any] = {}
+    _frozen = False
+
+    def __init_subclass__(cls, frozen: bool = False, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        own = tuple(n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_"))
+        cls._fields = tuple(f for f in cls._fields if f not in own) + own
+        cls._defaults = {f: cls.__dict__[f] for f in own if f in cls.__dict__}
+        for base in cls.__mro__[1:]:
+            for f, d in getattr(base, "_defaults", {}).items():
+                cls._defaults.setdefault(f, d)
+        cls._frozen = frozen or cls._frozen
+        if cls._frozen:
+            cls.__hash__ = Record._hash  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        name = type(self).__name__
+        if len(args) > len(self._fields):
+            raise TypeError(f"{name}() takes {len(self._fields)} arguments, {len(args)} given")
+        values = dict(zip(self._fields, args))
+        for k, v in kw.items():
+            if k not in self._fields:
+                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
+            if k in values:
+                raise TypeError(f"{name}() got multiple values for argument {k!r}")
+            values[k] = v
+        for f in self._fields:
+            if f not in values:
+                try:
+                    d = self._defaults[f]
+                except KeyError:
+                    raise TypeError(f"{name}() missing argument {f!r}") from None
+                values[f] = d.make() if isinstance(d, Factory) else d
+            object.__setattr__(self, f, values[f])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
+        object.__setattr__(self, name, value)
+
+    def _values(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]   # mutable records are not hashable, as with dataclasses
+
+    def _hash(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self._fields)})"
