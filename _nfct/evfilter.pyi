@@ -1,0 +1,1 @@
+# C only: attach_filter() is cimported by events.pyx (evfilter.pxd).

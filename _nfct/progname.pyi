@@ -1,0 +1,1 @@
+# C only: port_name() is cimported by the event loop (progname.pxd).
