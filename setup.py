@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 LIBS = ("libnetfilter_conntrack", "libmnl")
 DEBIAN_PACKAGES = "libnetfilter-conntrack-dev libmnl-dev pkg-config"
-MODULES = ("socket", "filter", "format", "flow", "dump", "query", "events", "request", "write")
+MODULES = ("socket", "filter", "format", "flow", "dump", "query", "events", "request", "write", "modify")
 
 
 def pkg_config(*args):

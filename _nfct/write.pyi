@@ -1,19 +1,8 @@
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from _nfct.flow import Flow
-from _nfct.format import Format
 from pynfct.template import Command
 
-class ModifyResult:
-    count: int
-    vanished: int
-    unchanged: int
-    failures: List[int]
-    flows: List[Flow]
-
-def modify(nsfd: int, command: Command, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
-           threaded: Optional[bool] = ..., flows: Optional[Sequence[Flow]] = ...,
-           collect: bool = ...) -> ModifyResult: ...
 def create(nsfd: int, command: Command) -> None: ...
 def create_flow(nsfd: int, flow: Flow, exclusive: bool = ...) -> None: ...
 def delete_flow(nsfd: int, flow: Flow) -> None: ...

@@ -104,7 +104,7 @@ def _targets(target: Any) -> Optional[List["Flow"]]:
 def modify(nsfd: int, labelmap: Optional[str], update: bool, target: Any, values: Mapping[str, Any],
            filters: Mapping[str, Any], collect: bool) -> WriteResult:
     """-U / -D over the entries the filters select, or over the given Flows."""
-    from _nfct import write
+    from _nfct.modify import modify as modify_entries
     from .conntrack import filter_argv
     flows = _targets(target)
     if flows is not None and filters:
@@ -116,7 +116,7 @@ def modify(nsfd: int, labelmap: Optional[str], update: bool, target: Any, values
             continue
         argv += option_words(key, _UPDATE_VALUES[key], value)
     cmd = parse_argv(argv, labelmap)
-    r = write.modify(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
+    r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
     return WriteResult(r.count, r.failures, r.vanished, r.unchanged, r.flows if collect else None)
 
 
