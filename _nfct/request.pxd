@@ -1,5 +1,5 @@
-# The request pipeline of the bulk writes (-D/-U and -R in _nfct.write) and the requests built from an
-# entry or a command; see request.pyx.
+# The request pipeline of the bulk writes (-D/-U in _nfct.modify, -R in _nfct.load) and the requests
+# built from an entry or a command (shared with the single requests of _nfct.write); see request.pyx.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 from _nfct.libmnl cimport mnl_socket, mnl_nlmsg_put_header, mnl_nlmsg_put_extra_header

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The request pipeline of the bulk writes, and the requests built from an entry or a command.
 
-Bulk work (-D/-U over a dump, the creates of a -R file; both in _nfct.write) is pipelined:
+Bulk work (-D/-U over a dump in _nfct.modify, the creates of a -R file in _nfct.load) is pipelined:
 requests are packed back to back into one sendmsg, only failures and the last request of each batch
 are acknowledged, and since the kernel runs every request of a sendmsg before the call returns, one
 pass over the receive queue after each send sees every answer of that batch. Nothing is lost and

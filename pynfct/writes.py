@@ -75,7 +75,7 @@ def create(nsfd: int, labelmap: Optional[str], spec: Optional[FlowLike], fields:
 
 def create_many(nsfd: int, labelmap: Optional[str], specs: Iterable[FlowLike], exist_ok: bool) -> WriteResult:
     """Pipelined creates; every refusal is reported (as (item index, errno) pairs in ``failures``)."""
-    from _nfct.write import Loader, _Stop
+    from _nfct.load import Loader, _Stop
     loader = Loader(-1, None, nsfd=nsfd, run=True)
     loader.keep_going = True
     try:
