@@ -75,7 +75,7 @@ def create(nsfd: int, labelmap: Optional[str], spec: Optional[FlowLike], fields:
 
 def create_many(nsfd: int, labelmap: Optional[str], specs: Iterable[FlowLike], exist_ok: bool) -> WriteResult:
     """Pipelined creates; every refusal is reported (as (item index, errno) pairs in ``failures``)."""
-    from _nfct.write import Loader, _Stop
+    from _nfct.load import Loader, _Stop
     loader = Loader(-1, None, nsfd=nsfd, run=True)
     loader.keep_going = True
     try:
@@ -104,7 +104,7 @@ def _targets(target: Any) -> Optional[List["Flow"]]:
 def modify(nsfd: int, labelmap: Optional[str], update: bool, target: Any, values: Mapping[str, Any],
            filters: Mapping[str, Any], collect: bool) -> WriteResult:
     """-U / -D over the entries the filters select, or over the given Flows."""
-    from _nfct import write
+    from _nfct.modify import modify as modify_entries
     from .conntrack import filter_argv
     flows = _targets(target)
     if flows is not None and filters:
@@ -116,7 +116,7 @@ def modify(nsfd: int, labelmap: Optional[str], update: bool, target: Any, values
             continue
         argv += option_words(key, _UPDATE_VALUES[key], value)
     cmd = parse_argv(argv, labelmap)
-    r = write.modify(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
+    r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
     return WriteResult(r.count, r.failures, r.vanished, r.unchanged, r.flows if collect else None)
 
 

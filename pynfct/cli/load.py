@@ -5,7 +5,7 @@ line stops it before anything ran (exit 2), the first failing line stops the run
 -U, -D and -F lines are allowed, and the -o flags and label map in force at the end of the file apply to
 every line. pynfct keeps those rules with two passes over the file instead of holding it in memory:
 pass 1 parses (and checks) every line, pass 2 parses again and runs. Plain -I/-A lines are parsed in C
-and their requests pipelined (see _nfct.write.Loader); other lines go through :mod:`pynfct.cli.parse`.
+and their requests pipelined (see _nfct.load.Loader); other lines go through :mod:`pynfct.cli.parse`.
 Standard input is copied to a temporary file during pass 1 so that pass 2 can read it again.
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_file(path: Union[str, bytes], prog: str = "pynfct", out_fd: int = 1, nsf
     """Run a -R file in the namespace of ``nsfd`` (-1: this one); entries -U/-D print go to ``out_fd``
     (-1: nowhere). ``cli``: print conntrack's messages (flush, failed entries) on stderr.
     Raises UsageError (a bad line, exit 2), LoadFailed (exit 1) or LoadAborted."""
-    from _nfct.write import Loader, _Stop
+    from _nfct.load import Loader, _Stop
     name = os.fsencode(path)
     shown = "/dev/stdin" if name == b"-" else _dec(name)
     try:
@@ -93,7 +93,7 @@ def _stderr(message: str) -> None:
 def _check(fd: int, copy_fd: int, progb: bytes, warn, connlabel_conf, loaders: list):
     """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
     Returns the -o flags and the label map path in force at the end of the file."""
-    from _nfct.write import Loader
+    from _nfct.load import Loader
     state = _new_state(connlabel_conf, None)
     bad: List = []
 
@@ -144,7 +144,7 @@ class _Checker(threading.Thread):
 
 def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, connlabel_conf,
                 stop_on_delete_failure: bool, cli: bool) -> LoadResult:
-    from _nfct.write import Loader, _Stop
+    from _nfct.load import Loader, _Stop
     checker = None
     if spool is not None:
         # standard input that is no file: check it all first, copying it for pass 2
@@ -221,7 +221,7 @@ def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, conn
 def _undo(fd: int, done, progb: bytes, connlabel_conf, nsfd: int) -> None:
     """Delete what the creates of a run (`done`, its Loader) made: the same lines again up to where it
     stopped, each create that made an entry sent as a delete."""
-    from _nfct.write import Loader
+    from _nfct.load import Loader
     if done.created == 0:
         return
     state = _new_state(connlabel_conf, None)

@@ -43,8 +43,8 @@ def create(cmd: Command) -> int:
 
 
 def _modify(cmd: Command, update: bool, fd: int = 1, nsfd: int = -1, report: bool = True) -> Counted:
-    from _nfct import write
     from _nfct.format import Format
+    from _nfct.modify import modify
     from .parse import precommand_check
     precommand_check(cmd)
     # -D prints with nfct_snprintf() (no label names), -U with the label map when it has one.
@@ -52,7 +52,7 @@ def _modify(cmd: Command, update: bool, fd: int = 1, nsfd: int = -1, report: boo
     fmt = Format(cmd.output & _MODIFY_OUTPUT, labelmap)
     if fd == 1:
         sys.stdout.flush()
-    result = write.modify(nsfd, cmd, update, fmt, fd)
+    result = modify(nsfd, cmd, update, fmt, fd)
     for e in result.failures if report else ():
         if update:
             # conntrack -U reports a failed update and goes on

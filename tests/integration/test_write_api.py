@@ -156,7 +156,7 @@ def test_expectations(netns):
 
 def test_delete_requests_built_directly_are_the_librarys(filled):
     """-D builds the lookup of plain TCP/UDP entries itself: the same bytes libnetfilter_conntrack builds."""
-    from _nfct.write import lookup_requests
+    from _nfct.request import lookup_requests
     ns, ct = filled
     checked = 0
     for flow in ct.dump():

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from _nfct.write import create_request, fast_request
+from _nfct.fastparse import create_request, fast_request
 from pynfct.cli.errors import UsageError
 from pynfct.cli.parse import parse, split_line
 

@@ -1,0 +1,6 @@
+from typing import Optional, Tuple
+
+from pynfct.template import Command
+
+def fast_request(line: bytes) -> Optional[Tuple[str, int, bytes]]: ...
+def create_request(command: Command) -> Tuple[int, bytes]: ...

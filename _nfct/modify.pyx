@@ -1,0 +1,621 @@
+# cython: language_level=3
+"""-D and -U over a dump: a delete, or an update and a GET of the result, for every entry selected.
+
+Three threads share the work: the dump's reader receives batches of entries (the kernel fills them
+inside recvmsg), the calling thread parses and selects entries and builds the requests, and a sender
+thread sends each batch of requests (the kernel runs them inside sendmsg; see _nfct.request), reads
+the answers and writes out the entries that were changed. Batches go round a ring of NBATCH.
+"""
+import os
+
+from libc.errno cimport errno, ENOENT, ENOMEM, EINVAL, EPIPE
+from libc.stdint cimport uint16_t, uint32_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset
+
+from _nfct.libnfct cimport *
+from _nfct.netlink cimport *
+from _nfct.socket cimport NfctSocket
+from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, labels_missing, bitmask_of
+from _nfct.format cimport Format, fmt_t, format_ct
+from _nfct.flow cimport Flow
+from _nfct.dump cimport entry_cb_t
+from _nfct.fdio cimport write_all
+from _nfct.pthread cimport *
+from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
+                            req_drop, req_done, req_flush, family_of, put_lookup)
+
+from pynfct.errors import from_errno
+from pynfct.template import Opt
+
+cdef enum:
+    AF_INET = 2
+    AF_INET6 = 10
+    NBATCH = 4              # batches in flight between the calling thread and the sender
+    OUT_SIZE = 1 << 20
+    ENTRY_MAX = 4096
+
+cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_ADD_LABEL = Opt.ADD_LABEL
+cdef unsigned int O_DEL_LABEL = Opt.DEL_LABEL, O_ORIG = Opt.ORIG, O_REPL = Opt.REPL, O_PROTO = Opt.PROTO
+cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
+cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+cdef struct out_t:
+    int fd                   # -1: nothing is written
+    char *buf
+    size_t len
+    int err
+
+
+cdef int out_flush(out_t *o) noexcept nogil:
+    o.err = write_all(o.fd, o.buf, o.len)
+    if o.err:
+        return -1
+    o.len = 0
+    return 0
+
+
+cdef int out_entry(out_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsigned int msg_type) noexcept nogil:
+    if o.fd < 0:
+        return 0
+    if o.len + ENTRY_MAX + 2 > OUT_SIZE and out_flush(o) < 0:
+        return -1
+    o.len += format_ct(o.buf + o.len, ENTRY_MAX, ct, fmt, msg_type)
+    o.buf[o.len] = b'\n'
+    o.len += 1
+    return 0
+
+
+# --- the ring of batches and the sender ---------------------------------------------------------------
+
+cdef struct errlist_t:
+    int *v
+    long n
+    long cap
+
+
+cdef struct mod_ctx:
+    req_t req
+    out_t out
+    bint update
+    const fmt_t *fmt
+    unsigned int msg_type
+    # -U
+    const ct_filter *filt
+    const nf_conntrack *obj
+    uint32_t mark_value
+    uint32_t mark_mask
+    const nfct_bitmask *label_modify
+    unsigned int options
+    # the ring: the calling thread fills batches[submitted % NBATCH], the sender works through them
+    batch_t batches[NBATCH]
+    pthread_mutex_t lock
+    pthread_cond_t cond
+    long submitted
+    long processed
+    bint done
+    bint threaded
+    pthread_t thread
+    # results (the sender's until it is joined)
+    bint collect             # keep the entries done (for the Python API)
+    nf_conntrack **kept
+    long nkept
+    long capkept
+    long count
+    long vanished
+    long unchanged
+    errlist_t fail            # entries the kernel refused (the sender's)
+    errlist_t build_fail      # entries no request could be built for (the calling thread's)
+    int err
+
+
+cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
+    return &c.batches[c.submitted % NBATCH]
+
+
+cdef int errlist_add(errlist_t *l, int e) noexcept nogil:
+    cdef int *p
+    if l.n == l.cap:
+        p = <int *>realloc(l.v, (l.cap * 2 + 64) * sizeof(int))
+        if p == NULL:
+            return -1
+        l.v = p
+        l.cap = l.cap * 2 + 64
+    l.v[l.n] = e
+    l.n += 1
+    return 0
+
+
+cdef inline int add_fail(mod_ctx *c, int e) noexcept nogil:
+    return errlist_add(&c.fail, e)      # the sender's list
+
+
+cdef struct answer_ctx:
+    mod_ctx *c
+    batch_t *b
+
+
+cdef void mod_answer(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil:
+    cdef mod_ctx *c = (<answer_ctx *>data).c
+    cdef batch_t *b = (<answer_ctx *>data).b
+    cdef uint32_t i = index // 2 if c.update else index
+    cdef nf_conntrack *ct
+    if i >= <uint32_t>b.npend:
+        return
+    if not c.update:
+        b.res[i] = err
+    elif index % 2 == 0:
+        b.res[i] = err          # the update
+    elif nlh != NULL:
+        ct = nfct_new()         # the GET's answer: the entry as the kernel now has it
+        if ct != NULL:
+            nfct_nlmsg_parse(nlh, ct)
+            if b.got[i] != NULL:
+                nfct_destroy(b.got[i])
+            b.got[i] = ct
+    elif err:
+        b.res2[i] = err
+
+
+cdef int mod_run(mod_ctx *c, batch_t *b) noexcept nogil:
+    """Send a batch, then print and count what it did (the sender's work)."""
+    cdef int i, e
+    cdef int ret = 0
+    cdef answer_ctx a
+    a.c = c
+    a.b = b
+    if c.err:
+        ret = -1
+    elif req_flush(&c.req, b, mod_answer, &a) < 0:
+        c.err = c.req.err
+        ret = -1
+    for i in range(b.npend):
+        if ret == 0:
+            e = b.res[i]
+            if c.update and e == 0:
+                e = b.res2[i]
+                if e == 0 and b.got[i] == NULL:
+                    e = ENOENT
+            if e == 0:
+                if out_entry(&c.out, b.got[i] if c.update else b.pend[i], c.fmt, c.msg_type) < 0:
+                    c.err = c.out.err
+                    ret = -1
+                c.count += 1
+                if c.collect and keep(c, b, i) < 0:
+                    c.err = ENOMEM
+                    ret = -1
+            elif e == ENOENT:
+                c.vanished += 1      # gone between the dump and the request: not an error
+            elif add_fail(c, e) < 0:
+                c.err = ENOMEM
+                ret = -1
+        if b.pend[i] != NULL:
+            nfct_destroy(b.pend[i])
+        if b.got[i] != NULL:
+            nfct_destroy(b.got[i])
+        b.pend[i] = b.got[i] = NULL
+        b.res[i] = b.res2[i] = 0
+    b.npend = 0
+    b.len = 0
+    b.n = 0
+    return ret
+
+
+cdef int keep(mod_ctx *c, batch_t *b, int i) noexcept nogil:
+    """Keep the entry (the kernel's answer after -U, the dumped one for -D): ownership moves here."""
+    cdef nf_conntrack **p
+    if c.nkept == c.capkept:
+        p = <nf_conntrack **>realloc(c.kept, (c.capkept * 2 + 64) * sizeof(nf_conntrack *))
+        if p == NULL:
+            return -1
+        c.kept = p
+        c.capkept = c.capkept * 2 + 64
+    if c.update:
+        c.kept[c.nkept] = b.got[i]
+        b.got[i] = NULL
+    else:
+        c.kept[c.nkept] = b.pend[i]
+        b.pend[i] = NULL
+    c.nkept += 1
+    return 0
+
+
+cdef void *sender_main(void *arg) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>arg
+    cdef batch_t *b
+    while True:
+        pthread_mutex_lock(&c.lock)
+        while c.processed == c.submitted and not c.done:
+            pthread_cond_wait(&c.cond, &c.lock)
+        if c.processed == c.submitted:
+            pthread_mutex_unlock(&c.lock)
+            return NULL
+        b = &c.batches[c.processed % NBATCH]
+        pthread_mutex_unlock(&c.lock)
+        mod_run(c, b)
+        pthread_mutex_lock(&c.lock)
+        c.processed += 1
+        pthread_cond_broadcast(&c.cond)
+        pthread_mutex_unlock(&c.lock)
+
+
+cdef int mod_submit(mod_ctx *c) noexcept nogil:
+    """Hand the batch being filled to the sender; wait for a free one. -1 once something failed."""
+    if not c.threaded:
+        mod_run(c, mod_batch(c))
+        return -1 if c.err else 0
+    pthread_mutex_lock(&c.lock)
+    c.submitted += 1
+    pthread_cond_broadcast(&c.cond)
+    while c.submitted - c.processed >= NBATCH:
+        pthread_cond_wait(&c.cond, &c.lock)
+    pthread_mutex_unlock(&c.lock)
+    return -1 if c.err else 0
+
+
+# --- one entry: its request ---------------------------------------------------------------------------
+
+cdef int delete_entry(nf_conntrack *ct, void *data) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>data
+    cdef batch_t *b = mod_batch(c)
+    cdef nlmsghdr *nlh
+    if c.err:
+        nfct_destroy(ct)
+        return -1
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, family_of(ct))
+    if put_lookup(nlh, ct, True) < 0:
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    req_done(b, nlh)
+    b.pend[b.npend] = ct
+    b.npend += 1
+    if b.npend == UNIT or batch_full(b):
+        return mod_submit(c)
+    return 0
+
+
+cdef inline uint16_t zone_id(const nf_conntrack *ct, bint reply) noexcept nogil:
+    """The zone the kernel looks an entry up in, per direction (0: the default zone)."""
+    cdef nf_conntrack_attr a = ATTR_REPL_ZONE if reply else ATTR_ORIG_ZONE
+    if nfct_attr_is_set(ct, a):
+        return nfct_get_attr_u16(ct, a)
+    if nfct_attr_is_set(ct, ATTR_ZONE):
+        return nfct_get_attr_u16(ct, ATTR_ZONE)
+    return 0
+
+
+cdef int update_reject(const mod_ctx *c, const nf_conntrack *ct) noexcept nogil:
+    """conntrack's -U selection (mnl_nfct_update_cb): not -L's filter, -m/-u/-t are values to set."""
+    cdef const ct_filter *f = c.filt
+    cdef const nf_conntrack *obj = c.obj
+    if f.options & (O_SRC_NAT | O_DST_NAT | O_ANY_NAT) and _filter_nat(f, ct):
+        return 1
+    if f.label != NULL and labels_missing(f.label, ct):
+        return 1
+    if f.options & O_MASK_SRC and _filter_network(f, ct, 0):
+        return 1
+    if f.options & O_MASK_DST and _filter_network(f, ct, 1):
+        return 1
+    if (nfct_attr_is_set(obj, ATTR_ID) and nfct_attr_is_set(ct, ATTR_ID)
+            and nfct_get_attr_u32(obj, ATTR_ID) != nfct_get_attr_u32(ct, ATTR_ID)):
+        return 1
+    if f.options & (O_ORIG | O_PROTO) and not nfct_cmp(obj, ct, NFCT_CMP_ORIG):
+        return 1
+    if f.options & (O_REPL | O_PROTO) and not nfct_cmp(obj, ct, NFCT_CMP_REPL):
+        return 1
+    # conntrack sends -w/--orig-zone in the update, so the kernel only finds entries of that zone
+    # (and says ENOENT for the others); pynfct selects them instead and sends each entry's own zone.
+    if nfct_attr_is_set(obj, ATTR_ZONE) and zone_id(ct, False) != nfct_get_attr_u16(obj, ATTR_ZONE):
+        return 1
+    if nfct_attr_is_set(obj, ATTR_ORIG_ZONE) and zone_id(ct, False) != nfct_get_attr_u16(obj, ATTR_ORIG_ZONE):
+        return 1
+    if nfct_attr_is_set(obj, ATTR_REPL_ZONE) and zone_id(ct, True) != nfct_get_attr_u16(obj, ATTR_REPL_ZONE):
+        return 1
+    return 0
+
+
+cdef int copy_label(const mod_ctx *c, nf_conntrack *tmp, const nf_conntrack *ct) noexcept nogil:
+    """--label-add/--label-del as conntrack's copy_label(): the kernel takes labels and a mask of
+    the same size as it sent, and keeps only bits that are zero in both."""
+    cdef nfct_bitmask *ctb
+    cdef nfct_bitmask *newmask
+    cdef unsigned int i
+    if not c.options & (O_ADD_LABEL | O_DEL_LABEL):
+        return 0
+    nfct_copy_attr(tmp, ct, ATTR_CONNLABELS)
+    ctb = <nfct_bitmask *>nfct_get_attr(tmp, ATTR_CONNLABELS)
+    if c.options & O_ADD_LABEL:
+        if ctb == NULL:
+            newmask = nfct_bitmask_clone(c.label_modify)
+            if newmask == NULL:
+                return -1
+            nfct_set_attr(tmp, ATTR_CONNLABELS, newmask)
+            return 0
+        newmask = nfct_bitmask_new(nfct_bitmask_maxbit(ctb))
+        if newmask == NULL:
+            return -1
+        for i in range(nfct_bitmask_maxbit(ctb) + 1):
+            if nfct_bitmask_test_bit(c.label_modify, i):
+                nfct_bitmask_set_bit(ctb, i)
+                nfct_bitmask_set_bit(newmask, i)
+            elif nfct_bitmask_test_bit(ctb, i):
+                nfct_bitmask_unset_bit(ctb, i)
+        nfct_set_attr(tmp, ATTR_CONNLABELS_MASK, newmask)
+    elif ctb != NULL:
+        if c.label_modify == NULL:          # --label-del without names: drop them all
+            newmask = nfct_bitmask_new(0)
+            if newmask != NULL:
+                nfct_set_attr(tmp, ATTR_CONNLABELS, newmask)
+            return 0
+        for i in range(nfct_bitmask_maxbit(ctb) + 1):
+            if nfct_bitmask_test_bit(c.label_modify, i):
+                nfct_bitmask_unset_bit(ctb, i)
+        newmask = nfct_bitmask_clone(c.label_modify)
+        if newmask == NULL:
+            return -1
+        nfct_set_attr(tmp, ATTR_CONNLABELS_MASK, newmask)
+    return 0
+
+
+cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
+    cdef mod_ctx *c = <mod_ctx *>data
+    cdef batch_t *b
+    cdef nf_conntrack *tmp
+    cdef nlmsghdr *nlh
+    cdef uint32_t v
+    cdef nf_conntrack_attr za
+    cdef int k
+    cdef nf_conntrack_attr zones[3]
+    zones[0] = ATTR_ZONE
+    zones[1] = ATTR_ORIG_ZONE
+    zones[2] = ATTR_REPL_ZONE
+    cdef int e = 0
+    if c.err:
+        nfct_destroy(ct)
+        return -1
+    if update_reject(c, ct):
+        nfct_destroy(ct)
+        return 0
+    tmp = nfct_new()
+    if tmp == NULL:
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    # conntrack's object: the entry's original tuple, the template's other attributes, then the
+    # mark (MARK/MASK: keep the bits outside MASK, xor in MARK), status bits added, labels.
+    nfct_copy(tmp, ct, NFCT_CP_ORIG)
+    nfct_copy(tmp, c.obj, NFCT_CP_META)
+    # The zones the kernel finds the entry by (the original direction's; a reply zone alone would
+    # make the library drop the rest of the request, as it has no reply tuple to put it in).
+    for k in range(3):
+        nfct_attr_unset(tmp, zones[k])
+    nfct_copy_attr(tmp, ct, ATTR_ZONE)
+    nfct_copy_attr(tmp, ct, ATTR_ORIG_ZONE)
+    if c.options & O_MARK:
+        v = nfct_get_attr_u32(ct, ATTR_MARK)
+        nfct_set_attr_u32(tmp, ATTR_MARK, (v & ~c.mark_mask) ^ c.mark_value)
+    if c.options & O_STATUS:
+        nfct_set_attr_u32(tmp, ATTR_STATUS, nfct_get_attr_u32(ct, ATTR_STATUS) | nfct_get_attr_u32(tmp, ATTR_STATUS))
+    if copy_label(c, tmp, ct) < 0:
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        c.err = ENOMEM
+        return -1
+    if nfct_cmp(tmp, ct, NFCT_CMP_ALL | NFCT_CMP_MASK):
+        c.unchanged += 1        # nothing would change: no request, not counted (as conntrack)
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        return 0
+    # The entry's own family: conntrack 1.4.7 sends the command's, which is AF_UNSPEC without -f or an
+    # address, and the kernel refuses that (EOPNOTSUPP).
+    b = mod_batch(c)
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, 0, family_of(ct))
+    if nfct_nlmsg_build(nlh, tmp) < 0:
+        # the library could not encode it (the kernel would say the same): a failure of this entry
+        req_drop(&c.req)
+        nfct_destroy(tmp)
+        nfct_destroy(ct)
+        e = errno if errno else EINVAL
+        if errlist_add(&c.build_fail, e) < 0:
+            c.err = ENOMEM
+            return -1
+        return 0
+    req_done(b, nlh)
+    nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, 0, family_of(ct))
+    put_lookup(nlh, tmp, False)
+    req_done(b, nlh)
+    nfct_destroy(tmp)
+    b.pend[b.npend] = ct
+    b.npend += 1
+    if b.npend == UNIT or batch_full(b):
+        return mod_submit(c)
+    return 0
+
+
+# --- the entry points ---------------------------------------------------------------------------------
+
+cdef class ModifyResult:
+    """What -D/-U did: `count` entries changed, `vanished` gone before their turn, `unchanged` left
+    alone (-U had nothing to change), `failures` the errnos of the others; `flows` (with collect) the
+    entries deleted, or updated as the kernel has them now."""
+    cdef readonly long count
+    cdef readonly long vanished
+    cdef readonly long unchanged
+    cdef readonly list failures
+    cdef readonly list flows
+
+    def __repr__(self):
+        return (f"ModifyResult(count={self.count}, vanished={self.vanished}, unchanged={self.unchanged}, "
+                f"failures={len(self.failures)})")
+
+
+cdef long _feed(int nsfd, int family, Filter filt, bint userspace, mod_ctx *c, entry_cb_t cb) except -1:
+    """Run cb on every entry the dump keeps, filtered by the kernel as far as it can (see iter_flows)."""
+    from _nfct.dump import Dump, DUMP_CONNTRACK
+    cdef Flow f
+    cdef nf_conntrack *ct
+    if filt.split_families and ((filt.tuple_flags(AF_INET, False) | filt.tuple_flags(AF_INET, True)) & ~8) == 0:
+        # Only the protocol (CTA_FILTER_F_CTA_PROTO_NUM): it rarely drops most of a table, and filtering
+        # both families takes a second walk of the whole table. One dump, as conntrack does.
+        filt.kernel_tuple = False
+    if not filt.split_families:
+        return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
+    d6 = Dump(nsfd, DUMP_CONNTRACK, AF_INET6, filt, True, userspace)
+    d4 = Dump(nsfd, DUMP_CONNTRACK, AF_INET, filt, True, userspace)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        return d4.feed(<size_t>cb, <size_t>c)
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        f = first6
+        ct = f.ct
+        f.ct = NULL
+        with nogil:
+            cb(ct, c)
+        return 1 + d6.feed(<size_t>cb, <size_t>c)
+    # Both families match: one dump filtered here keeps conntrack's order.
+    d6.close()
+    filt.kernel_tuple = False
+    return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
+
+
+cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:
+    cdef Flow f
+    cdef nf_conntrack *ct
+    cdef int ret
+    for f in flows:
+        ct = nfct_clone(f.ct)
+        if ct == NULL:
+            raise MemoryError()
+        with nogil:
+            ret = cb(ct, c)
+        if ret < 0:
+            break
+    return 0
+
+
+def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=None, flows=None,
+           bint collect=False):
+    """-D (update False) or -U over the entries the command selects; entries done are written to fd
+    as `fmt` says (fd -1: not written). With `flows` (Flow objects, e.g. from a dump), those entries
+    are the ones acted on instead of a dump's. Returns a ModifyResult."""
+    cdef mod_ctx *c = <mod_ctx *>malloc(sizeof(mod_ctx))
+    cdef NfctSocket sock
+    cdef Filter filt
+    cdef nfct_bitmask *label_modify = NULL
+    cdef ModifyResult r = ModifyResult.__new__(ModifyResult)
+    cdef long i
+    cdef int k
+    cdef bint started = False
+    cdef batch_t *b
+    if c == NULL:
+        raise MemoryError()
+    memset(c, 0, sizeof(mod_ctx))
+    c.out.fd = fd
+    try:
+        for k in range(NBATCH):
+            if batch_init(&c.batches[k]) < 0:
+                raise MemoryError()
+        if update:
+            # The kernel may drop entries by tuple, family and zone; -m and -u are values to set here.
+            import copy
+            kcmd = copy.copy(command)
+            kcmd.tmpl = copy.copy(command.tmpl)
+            kcmd.tmpl.filter_mark_kernel = None
+            kcmd.tmpl.filter_status_kernel = None
+            filt = Filter(kcmd, True)
+            c.filt = &filt.f
+            c.obj = filt.ct
+            c.mark_value, c.mark_mask = command.tmpl.mark
+            c.options = int(command.options)
+            if command.tmpl.label_modify is not None:
+                label_modify = bitmask_of(command.tmpl.label_modify)
+            c.label_modify = label_modify
+            c.msg_type = NFCT_T_NEW if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
+        else:
+            filt = Filter(command, True)
+            c.msg_type = NFCT_T_DESTROY if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
+        c.update = update
+        c.collect = collect
+        if fmt is None:
+            fmt = Format(0)
+            c.out.fd = -1
+        c.fmt = &fmt.f
+        if c.out.fd >= 0:
+            c.out.buf = <char *>malloc(OUT_SIZE)
+            if c.out.buf == NULL:
+                raise MemoryError()
+        sock = NfctSocket(nsfd)
+        req_init(&c.req, sock)
+        pthread_mutex_init(&c.lock, NULL)
+        pthread_cond_init(&c.cond, NULL)
+        started = True
+        if threaded is None:
+            # The dump's reader and the calling thread keep two CPUs busy; a third thread only pays
+            # off when there is a third CPU (measured: slower on two).
+            threaded = len(os.sched_getaffinity(0)) >= 3
+        if threaded and pthread_create(&c.thread, NULL, sender_main, c) == 0:
+            c.threaded = True
+        try:
+            if flows is None:
+                _feed(nsfd, command.family, filt, not update, c, update_entry if update else delete_entry)
+            else:
+                _feed_flows(flows, c, update_entry if update else delete_entry)
+        finally:
+            with nogil:
+                b = mod_batch(c)
+                if b.npend:
+                    mod_submit(c)
+                if c.threaded:
+                    pthread_mutex_lock(&c.lock)
+                    c.done = True
+                    pthread_cond_broadcast(&c.cond)
+                    pthread_mutex_unlock(&c.lock)
+                    pthread_join(c.thread, NULL)
+                    c.threaded = False
+                if c.out.len and c.out.fd >= 0 and c.err == 0:
+                    if out_flush(&c.out) < 0:
+                        c.err = c.out.err
+            sock.close()
+        if c.err == EPIPE:
+            raise BrokenPipeError(EPIPE, "write")      # the CLI ends quietly, as on -L
+        if c.err:
+            raise from_errno(c.err)
+        r.count = c.count
+        r.vanished = c.vanished
+        r.unchanged = c.unchanged
+        r.failures = [c.fail.v[i] for i in range(c.fail.n)] + [c.build_fail.v[i] for i in range(c.build_fail.n)]
+        r.flows = []
+        for i in range(c.nkept):
+            r.flows.append(Flow.adopt(c.kept[i]))
+            c.kept[i] = NULL
+        return r
+    finally:
+        for i in range(c.nkept):
+            if c.kept[i] != NULL:
+                nfct_destroy(c.kept[i])
+        free(c.kept)
+        for k in range(NBATCH):
+            b = &c.batches[k]
+            for i in range(b.npend):
+                if b.pend[i] != NULL:
+                    nfct_destroy(b.pend[i])
+                if b.got[i] != NULL:
+                    nfct_destroy(b.got[i])
+            free(b.buf)
+        if started:
+            pthread_mutex_destroy(&c.lock)
+            pthread_cond_destroy(&c.cond)
+        req_free(&c.req)
+        free(c.out.buf)
+        free(c.fail.v)
+        free(c.build_fail.v)
+        if label_modify != NULL:
+            nfct_bitmask_destroy(label_modify)
+        free(c)

@@ -1,0 +1,95 @@
+# The request pipeline of the bulk writes (-D/-U in _nfct.modify, -R in _nfct.load) and the requests
+# built from an entry or a command (shared with the single requests of _nfct.write); see request.pyx.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+
+from _nfct.libmnl cimport mnl_socket, mnl_nlmsg_put_header, mnl_nlmsg_put_extra_header
+from _nfct.libnfct cimport nf_conntrack, nfct_get_attr_u8, ATTR_ORIG_L3PROTO
+from _nfct.netlink cimport nlmsghdr, nfgenmsg, NLM_F_REQUEST, NFNETLINK_V0
+from _nfct.socket cimport NfctSocket
+
+
+cdef enum:
+    UNIT = 64               # entries per sendmsg for -D/-U
+    SEND_SIZE = 1 << 17     # the batch buffer; below the socket's send buffer
+    MSG_ROOM = 4096         # more than any single request needs
+
+
+# Called for every answer of a batch: `index` counts the batch's requests from 0; `err` is the errno of
+# an NLMSG_ERROR (0 for an acknowledgement) and nlh is NULL, or nlh is a data answer (a GET's entry).
+ctypedef void (*answer_cb)(void *data, uint32_t index, int err, const nlmsghdr *nlh) noexcept nogil
+
+
+# the sending socket
+cdef struct req_t:
+    mnl_socket *nl
+    unsigned int portid
+    uint32_t seq             # the last sequence number used
+    char *rbuf
+    int err                  # errno of a failed send/recv
+
+
+# requests sent with one sendmsg, and the entries they are about (-D/-U)
+cdef struct batch_t:
+    char *buf
+    size_t len
+    size_t last              # offset of the last request
+    int n                    # requests
+    uint32_t first           # sequence number of the first request
+    nf_conntrack *pend[UNIT]
+    int res[UNIT]
+    int res2[UNIT]
+    nf_conntrack *got[UNIT]
+    int npend
+
+
+cdef int req_init(req_t *r, NfctSocket sock) except -1
+cdef void req_free(req_t *r) noexcept nogil
+cdef int batch_init(batch_t *b) noexcept nogil
+cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogil
+
+
+cdef inline bint batch_full(const batch_t *b) noexcept nogil:
+    return b.len + MSG_ROOM > SEND_SIZE
+
+
+# Inline, as they run for every request of a batch.
+cdef inline nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uint16_t flags,
+                              uint8_t family) noexcept nogil:
+    """Start a request at the end of the batch (finish it with req_done)."""
+    cdef nlmsghdr *nlh = mnl_nlmsg_put_header(b.buf + b.len)
+    cdef nfgenmsg *nfh
+    nlh.nlmsg_type = (subsys << 8) | type
+    nlh.nlmsg_flags = NLM_F_REQUEST | flags
+    r.seq += 1
+    if r.seq == 0:
+        r.seq = 1
+    nlh.nlmsg_seq = r.seq
+    nfh = <nfgenmsg *>mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+    nfh.nfgen_family = family
+    nfh.version = NFNETLINK_V0
+    nfh.res_id = 0
+    return nlh
+
+
+cdef inline void req_drop(req_t *r) noexcept nogil:
+    """Forget the request req_put() started (it could not be built)."""
+    r.seq -= 1
+
+
+cdef inline void req_done(batch_t *b, nlmsghdr *nlh) noexcept nogil:
+    if b.n == 0:
+        b.first = nlh.nlmsg_seq
+    b.last = b.len
+    b.len += nlh.nlmsg_len
+    b.n += 1
+
+
+# --- requests built from an entry or a command --------------------------------------------------------
+
+cdef inline uint8_t family_of(const nf_conntrack *ct) noexcept nogil:
+    return nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)
+
+
+cdef int put_lookup(nlmsghdr *nlh, const nf_conntrack *ct, bint with_id) noexcept nogil
+cdef nf_conntrack *template_ct(command) except NULL
+cdef nf_conntrack *creatable_clone(const nf_conntrack *src) except NULL

@@ -1,0 +1,232 @@
+# cython: language_level=3
+"""The request pipeline of the bulk writes, and the requests built from an entry or a command.
+
+Bulk work (-D/-U over a dump in _nfct.modify, the creates of a -R file in _nfct.load) is pipelined:
+requests are packed back to back into one sendmsg, only failures and the last request of each batch
+are acknowledged, and since the kernel runs every request of a sendmsg before the call returns, one
+pass over the receive queue after each send sees every answer of that batch. Nothing is lost and
+nothing is waited for per request. The structs and the per-request inline helpers are in request.pxd.
+"""
+import os
+import socket as _socket
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport errno, EINTR
+from libc.stdint cimport uint8_t, uint32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from _nfct.libmnl cimport *
+from _nfct.libnfct cimport *
+from _nfct.netlink cimport *
+from _nfct.sysapi cimport htonl, htons
+from _nfct.filter cimport bitmask_of, set_attrs
+from _nfct.flow cimport Flow
+
+from pynfct.template import Opt
+
+cdef enum:
+    AF_INET = 2
+    AF_INET6 = 10
+    RECV_SIZE = 1 << 16
+    RCVBUF = 8 << 20        # room for the GET answers of a -U batch (each a ~4 KiB skb)
+    SNDBUF = 1 << 20
+
+# status bits a user may set on a new entry (the kernel refuses EXPECTED, CONFIRMED, NAT bits, ...)
+cdef uint32_t SETTABLE_STATUS = (1 << 1) | (1 << 2) | (1 << 10)
+
+
+# --- the request pipeline -----------------------------------------------------------------------------
+
+cdef int req_init(req_t *r, NfctSocket sock) except -1:
+    cdef int one = 1
+    memset(r, 0, sizeof(req_t))
+    r.nl = sock.mnl
+    r.portid = sock.portid
+    r.rbuf = <char *>malloc(RECV_SIZE)
+    if r.rbuf == NULL:
+        raise MemoryError()
+    # Errors carry only the failed request's header, not its payload.
+    mnl_socket_setsockopt(r.nl, NETLINK_CAP_ACK, &one, sizeof(int))
+    s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 12, fileno=os.dup(sock.fileno()))
+    try:
+        for opt, force, size in ((_socket.SO_RCVBUF, 33, RCVBUF), (_socket.SO_SNDBUF, 32, SNDBUF)):
+            try:
+                s.setsockopt(_socket.SOL_SOCKET, force, size)     # SO_*BUFFORCE: root may exceed rmem_max
+            except OSError:
+                s.setsockopt(_socket.SOL_SOCKET, opt, size)
+    finally:
+        s.close()
+    return 0
+
+
+cdef void req_free(req_t *r) noexcept nogil:
+    free(r.rbuf)
+    r.rbuf = NULL
+
+
+cdef int batch_init(batch_t *b) noexcept nogil:
+    memset(b, 0, sizeof(batch_t))
+    b.buf = <char *>malloc(SEND_SIZE)
+    return 0 if b.buf != NULL else -1
+
+
+cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogil:
+    """Send the batch and hand every answer to cb; 0, or -1 with r.err set."""
+    cdef nlmsghdr *lastmsg
+    cdef const nlmsghdr *nlh
+    cdef uint32_t last, seq
+    cdef ssize_t got
+    cdef int left
+    cdef bint done = False
+    if b.n == 0:
+        return 0
+    lastmsg = <nlmsghdr *>(b.buf + b.last)
+    lastmsg.nlmsg_flags |= NLM_F_ACK
+    last = lastmsg.nlmsg_seq
+    while mnl_socket_sendto(r.nl, b.buf, b.len) < 0:
+        if errno != EINTR:
+            r.err = errno
+            return -1
+    while not done:
+        got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            r.err = errno
+            return -1
+        nlh = <const nlmsghdr *>r.rbuf
+        left = <int>got
+        while mnl_nlmsg_ok(nlh, left):
+            seq = nlh.nlmsg_seq
+            if seq - b.first <= last - b.first:       # an answer to this batch (unsigned: wraps)
+                if nlh.nlmsg_type == NLMSG_ERROR:
+                    cb(data, seq - b.first, -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error, NULL)
+                    if seq == last:
+                        done = True
+                elif nlh.nlmsg_type >= 16:        # NLMSG_MIN_TYPE: a data answer
+                    cb(data, seq - b.first, 0, nlh)
+            nlh = mnl_nlmsg_next(nlh, &left)
+    b.len = 0
+    b.n = 0
+    return 0
+
+
+# --- requests built from an entry or a command --------------------------------------------------------
+
+cdef int put_lookup_tcpudp(nlmsghdr *nlh, const nf_conntrack *ct) noexcept nogil:
+    """put_lookup()'s tuple and zone for plain TCP/UDP entries, written directly: the same bytes as
+    the library builds (see lookup_requests), without an object copy per entry. -1: not such an entry."""
+    cdef uint8_t l3 = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)
+    cdef uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO)
+    cdef nlattr *tuple_nest
+    cdef nlattr *nest
+    if (l4 != 6 and l4 != 17) or (l3 != AF_INET and l3 != AF_INET6):
+        return -1
+    if not (nfct_attr_is_set(ct, ATTR_ORIG_PORT_SRC) and nfct_attr_is_set(ct, ATTR_ORIG_PORT_DST)):
+        return -1
+    tuple_nest = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG)
+    nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP)
+    if l3 == AF_INET:
+        mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, nfct_get_attr(ct, ATTR_ORIG_IPV4_SRC))
+        mnl_attr_put(nlh, CTA_IP_V4_DST, 4, nfct_get_attr(ct, ATTR_ORIG_IPV4_DST))
+    else:
+        mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, nfct_get_attr(ct, ATTR_ORIG_IPV6_SRC))
+        mnl_attr_put(nlh, CTA_IP_V6_DST, 16, nfct_get_attr(ct, ATTR_ORIG_IPV6_DST))
+    mnl_attr_nest_end(nlh, nest)
+    nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO)
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, l4)
+    mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, nfct_get_attr_u16(ct, ATTR_ORIG_PORT_SRC))
+    mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST))
+    mnl_attr_nest_end(nlh, nest)
+    if nfct_attr_is_set(ct, ATTR_ORIG_ZONE):
+        mnl_attr_put_u16(nlh, CTA_TUPLE_ZONE, htons(nfct_get_attr_u16(ct, ATTR_ORIG_ZONE)))
+    mnl_attr_nest_end(nlh, tuple_nest)
+    if nfct_attr_is_set(ct, ATTR_ZONE):
+        mnl_attr_put_u16(nlh, CTA_ZONE, htons(nfct_get_attr_u16(ct, ATTR_ZONE)))
+    return 0
+
+
+def lookup_requests(Flow flow not None):
+    """(direct, library) bytes of the delete request put_lookup() builds for a flow (for tests)."""
+    cdef char a[4096]
+    cdef char b[4096]
+    cdef nlmsghdr *na
+    cdef nlmsghdr *nb
+    cdef nf_conntrack *t
+    memset(a, 0, sizeof(a))
+    memset(b, 0, sizeof(b))
+    na = mnl_nlmsg_put_header(a)
+    nb = mnl_nlmsg_put_header(b)
+    if put_lookup_tcpudp(na, flow.ct) < 0:
+        return None
+    t = nfct_new()
+    nfct_copy(t, flow.ct, NFCT_CP_ORIG)
+    nfct_copy_attr(t, flow.ct, ATTR_ORIG_ZONE)
+    nfct_copy_attr(t, flow.ct, ATTR_ZONE)
+    nfct_nlmsg_build(nb, t)
+    nfct_destroy(t)
+    return PyBytes_FromStringAndSize(a, na.nlmsg_len), PyBytes_FromStringAndSize(b, nb.nlmsg_len)
+
+
+cdef int put_lookup(nlmsghdr *nlh, const nf_conntrack *ct, bint with_id) noexcept nogil:
+    """The attributes the kernel finds one entry by: original tuple, zone, and (to delete) its id.
+
+    conntrack sends the whole entry back; the kernel reads only these, so the short form is the
+    same request for it, cheaper to build and to parse. The id makes sure a delete never hits a new
+    entry that took the tuple of one that just went away.
+    """
+    cdef nf_conntrack *t
+    if put_lookup_tcpudp(nlh, ct) == 0:
+        if with_id and nfct_attr_is_set(ct, ATTR_ID):
+            mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)))
+        return 0
+    t = nfct_new()
+    if t == NULL:
+        return -1
+    nfct_copy(t, ct, NFCT_CP_ORIG)
+    nfct_copy_attr(t, ct, ATTR_ORIG_ZONE)
+    nfct_copy_attr(t, ct, ATTR_ZONE)
+    nfct_nlmsg_build(nlh, t)
+    nfct_destroy(t)
+    if with_id and nfct_attr_is_set(ct, ATTR_ID):
+        mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)))
+    return 0
+
+
+cdef nf_conntrack *template_ct(command) except NULL:
+    """tmpl.ct as conntrack sends it for -I/-A: setup of the missing direction, mark, labels."""
+    cdef nf_conntrack *ct = nfct_new()
+    if ct == NULL:
+        raise MemoryError()
+    tmpl = command.tmpl
+    try:
+        set_attrs(ct, tmpl.ct)
+        if tmpl.setup == "reply":
+            nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY)
+        elif tmpl.setup == "original":
+            nfct_setobjopt(ct, NFCT_SOPT_SETUP_ORIGINAL)
+        if command.options & Opt.MARK:
+            nfct_set_attr_u32(ct, ATTR_MARK, tmpl.mark[0])
+        if command.options & Opt.ADD_LABEL and tmpl.label_modify is not None:
+            nfct_set_attr(ct, ATTR_CONNLABELS, bitmask_of(tmpl.label_modify))
+    except BaseException:
+        nfct_destroy(ct)
+        raise
+    return ct
+
+
+cdef nf_conntrack *creatable_clone(const nf_conntrack *src) except NULL:
+    """A dumped entry as a create request: its tuples, zones, status bits a user may set, timeout,
+    mark, labels and protocol state (not its id, counters, timestamps, helper or security context)."""
+    cdef nf_conntrack *ct = nfct_clone(src)
+    cdef nf_conntrack_attr a
+    if ct == NULL:
+        raise MemoryError()
+    for a in (ATTR_ID, ATTR_USE, ATTR_ORIG_COUNTER_PACKETS, ATTR_REPL_COUNTER_PACKETS,
+              ATTR_ORIG_COUNTER_BYTES, ATTR_REPL_COUNTER_BYTES, ATTR_TIMESTAMP_START,
+              ATTR_TIMESTAMP_STOP, ATTR_SECCTX, ATTR_HELPER_NAME):
+        nfct_attr_unset(ct, a)
+    if nfct_attr_is_set(ct, ATTR_STATUS):
+        nfct_set_attr_u32(ct, ATTR_STATUS, nfct_get_attr_u32(ct, ATTR_STATUS) & SETTABLE_STATUS)
+    return ct
