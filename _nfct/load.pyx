@@ -16,13 +16,14 @@ from libc.errno cimport errno, EINTR, EEXIST, ENOMEM
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset, memchr, memmove
-from posix.unistd cimport read, write
+from posix.unistd cimport read
 
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.socket cimport NfctSocket
 from _nfct.flow cimport Flow
 from _nfct.pthread cimport *
+from _nfct.fdio cimport write_all
 from _nfct.request cimport (req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put, req_done,
                             req_flush, family_of, template_ct, creatable_clone)
 from _nfct.fastparse cimport LINE_MAX, MAX_ARGC, FAST_ADD, fast_t, fast_parse, fast_build
@@ -49,8 +50,6 @@ cdef struct reader_t:
 
 cdef int reader_fill(reader_t *r) noexcept nogil:
     cdef ssize_t n
-    cdef size_t off
-    cdef ssize_t w
     if r.start > 0:
         memmove(r.buf, r.buf + r.start, r.end - r.start)
         r.end -= r.start
@@ -67,15 +66,9 @@ cdef int reader_fill(reader_t *r) noexcept nogil:
         r.eof = True
         return 0
     if r.copy_fd >= 0:
-        off = 0
-        while off < <size_t>n:
-            w = write(r.copy_fd, r.buf + r.end + off, n - off)
-            if w < 0:
-                if errno == EINTR:
-                    continue
-                r.err = errno
-                return -1
-            off += w
+        r.err = write_all(r.copy_fd, r.buf + r.end, n)
+        if r.err:
+            return -1
     r.end += n
     return 0
 

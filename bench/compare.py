@@ -24,8 +24,9 @@ What it does:
        `-L -p tcp --dport PORT` (values present in the table)    target ratio <= 0.2
      - the Python API: a child python iterating `Conntrack().dump()` and touching
        f.orig.src, f.orig.dport, f.mark (against `conntrack -L`) target ratio <= 1.0, RSS <= 40 MB
-     - the kernel floor: a Python netlink dump loop that parses nothing (reference only), and the
-       same with a kernel-side mark filter (the floor for any filter the kernel applies)
+     - the kernel floor: a Python netlink dump loop that parses nothing (reference only), the
+       same with a kernel-side mark filter (the floor for any filter the kernel applies), and with
+       -p udp's IPv4 CTA_FILTER (the floor of `-L -p udp` on this table, against conntrack's row)
 3. Checks, in one untimed warm-up run per command before the rounds, that pynfct prints as many lines (and bytes) as
    conntrack, and prints a Markdown report: machine facts, the results table, CPU split, line counts.
 
@@ -326,20 +327,30 @@ sys.stderr.write("%d entries via %s\n" % (n, via))
 """
 
 # The kernel floor: ask ctnetlink for a dump of the IPv4 table and read it until NLMSG_DONE,
-# looking only at the tail of each datagram (the DONE message ends the last one). With a MARK
-# argument the request carries CTA_MARK/CTA_MARK_MASK, so the kernel still walks the whole table
-# but only sends the matching entries: the floor of any kernel-side filter; then the (few)
-# messages are counted.
+# looking only at the tail of each datagram (the DONE message ends the last one). With `mark N`
+# the request carries CTA_MARK/CTA_MARK_MASK, so the kernel still walks the whole table but only
+# sends the matching entries: the floor of any kernel-side filter. With `proto N` it carries the
+# CTA_FILTER that pynfct sends for -p (IPv4 part): the floor of -L -p on this table. Filtered
+# dumps count their messages.
 FLOOR_CHILD = r"""
 import socket, struct, sys
 NETLINK_NETFILTER = 12
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 CT_GET = (1 << 8) | 1          # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET
-CTA_MARK, CTA_MARK_MASK = 8, 21
-mark = int(sys.argv[1]) if len(sys.argv) > 1 else None
-attrs = b"" if mark is None else (struct.pack("=HH", 8, CTA_MARK) + struct.pack(">I", mark) +
-                                  struct.pack("=HH", 8, CTA_MARK_MASK) + struct.pack(">I", 0xFFFFFFFF))
+CTA_MARK, CTA_MARK_MASK, CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_PROTO_NUM, CTA_FILTER = 8, 21, 1, 2, 1, 25
+NESTED, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_F_CTA_PROTO_NUM = 0x8000, 1, 0x8
+what, value = (sys.argv[1], int(sys.argv[2])) if len(sys.argv) > 2 else (None, None)
+mark = value if what == "mark" else None
+if what == "mark":
+    attrs = (struct.pack("=HH", 8, CTA_MARK) + struct.pack(">I", value) +
+             struct.pack("=HH", 8, CTA_MARK_MASK) + struct.pack(">I", 0xFFFFFFFF))
+elif what == "proto":
+    attrs = (struct.pack("=HHHHHHB3x", 16, CTA_TUPLE_ORIG | NESTED, 12, CTA_TUPLE_PROTO | NESTED,
+                         5, CTA_PROTO_NUM, value)
+             + struct.pack("=HHHHI", 12, CTA_FILTER | NESTED, 8, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_F_CTA_PROTO_NUM))
+else:
+    attrs = b""
 s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
 s.bind((0, 0))
 seq = 4242
@@ -358,7 +369,7 @@ while True:
         if err:
             sys.exit("netlink error %d" % err)
         break
-    if mark is not None:
+    if what is not None:
         off = 0
         while off < n:
             length, kind, flags, mseq = unpack(buf, off)
@@ -368,10 +379,10 @@ while True:
         length, kind, flags, mseq = unpack(buf, n - 20)
         if kind == NLMSG_DONE and length == 20 and mseq == seq:
             break
-if mark is None:
+if what is None:
     sys.stderr.write("%d bytes in %d datagrams\n" % (total, datagrams))
 else:
-    sys.stderr.write("%d entries with mark %d: %d bytes in %d datagrams\n" % (entries, mark, total, datagrams))
+    sys.stderr.write("%d entries with %s %d: %d bytes in %d datagrams\n" % (entries, what, value, total, datagrams))
 """
 
 
@@ -462,6 +473,7 @@ class Row:
     target: Optional[float]     # pynfct/conntrack ratio to meet; None: reference only
     kind: str = "cli"           # cli | api | floor
     expected: Optional[int] = None  # entries the filter should list
+    versus: Optional["Row"] = None  # special rows: the row whose conntrack time they are compared with (-L)
     ct: List[Run] = field(default_factory=list)
     py: List[Run] = field(default_factory=list)
     ct_count: Optional[Run] = None
@@ -469,19 +481,23 @@ class Row:
 
 
 def make_rows(info: TableInfo) -> List[Row]:
+    udp = Row("-L -p udp", ["-L", "-p", "udp"], TARGET_FILTER, expected=info.expected["udp"])
     return [
         Row("-L", ["-L"], TARGET_LIST),
         Row("-L -o xml", ["-L", "-o", "xml"], TARGET_LIST),
         Row("-L -o extended", ["-L", "-o", "extended"], TARGET_LIST),
         Row(f"-L -s {info.src_ip}", ["-L", "-s", info.src_ip], TARGET_FILTER, expected=info.expected["src"]),
-        Row("-L -p udp", ["-L", "-p", "udp"], TARGET_FILTER, expected=info.expected["udp"]),
+        udp,
         Row(f"-L -w {FILTER_ZONE}", ["-L", "-w", str(FILTER_ZONE)], TARGET_FILTER, expected=info.expected["zone"]),
         Row(f"-L -p tcp --dport {FILTER_DPORT}", ["-L", "-p", "tcp", "--dport", str(FILTER_DPORT)],
             TARGET_FILTER, expected=info.expected["dport"]),
         Row("Python API: for f in ct.dump()", [], TARGET_API, kind="api", expected=info.entries),
         Row("kernel floor: raw netlink dump", [], None, kind="floor"),
-        Row(f"kernel floor: kernel-side filter (mark {FILTER_MARK})", [str(FILTER_MARK)], None, kind="floor",
+        Row(f"kernel floor: kernel-side filter (mark {FILTER_MARK})", ["mark", str(FILTER_MARK)], None, kind="floor",
             expected=info.expected["mark"]),
+        # What the kernel alone needs for -L -p udp's IPv4 dump: its walk and the udp entries' messages.
+        Row("kernel floor: -p udp's kernel filter (IPv4)", ["proto", "17"], None, kind="floor",
+            expected=info.expected["udp"], versus=udp),
     ]
 
 
@@ -615,16 +631,17 @@ def report(rows: List[Row], facts: Dict[str, str], args, info: TableInfo, table_
         out.append("**Note**: /usr/bin/time is missing, so peak RSS is wait4()'s, which includes this "
                    "script's own RSS (inherited across fork+exec).")
     out.append("Times are wall seconds, best of the rounds; the Python API and kernel floor rows are "
-               "compared with the best `conntrack -L`.")
+               "compared with the best `conntrack -L` (or the conntrack row they name).")
     out.append("")
     out.append("| command | conntrack s | pynfct s | ratio | target | result | conntrack RSS MB | pynfct RSS MB |")
     out.append("|---|---:|---:|---:|---|---|---:|---:|")
     for row in rows:
         py = best(row.py)
-        ct = ct_list if row.kind != "cli" else best(row.ct)
+        base = row.versus or list_row
+        ct = best(base.ct) if row.kind == "cli" or row.versus else ct_list
         ratio = py.wall / ct.wall if (py and ct) else None
         label = row.name if row.kind != "cli" else f"`{row.name}`"
-        ct_label = fmt_s(ct) + (" (-L)" if row.kind != "cli" and ct else "")
+        ct_label = fmt_s(ct) + (f" ({base.name})" if row.kind != "cli" and ct else "")
         py_label = fmt_s(py)
         if py is None:
             py_label = f"failed ({first_error(row.py)})"
