@@ -2,10 +2,10 @@
 # built from an entry or a command (shared with the single requests of _nfct.write); see request.pyx.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
-from _nfct.libmnl cimport mnl_socket, mnl_nlmsg_put_header, mnl_nlmsg_put_extra_header
+from _nfct.libmnl cimport mnl_socket
 from _nfct.libnfct cimport nf_conntrack, nfct_get_attr_u8, ATTR_ORIG_L3PROTO
-from _nfct.netlink cimport nlmsghdr, nfgenmsg, NLM_F_REQUEST, NFNETLINK_V0
-from _nfct.socket cimport NfctSocket
+from _nfct.netlink cimport nlmsghdr
+from _nfct.socket cimport NfctSocket, put_nfnl_header
 
 
 cdef enum:
@@ -56,19 +56,10 @@ cdef inline bint batch_full(const batch_t *b) noexcept nogil:
 cdef inline nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uint16_t flags,
                               uint8_t family) noexcept nogil:
     """Start a request at the end of the batch (finish it with req_done)."""
-    cdef nlmsghdr *nlh = mnl_nlmsg_put_header(b.buf + b.len)
-    cdef nfgenmsg *nfh
-    nlh.nlmsg_type = (subsys << 8) | type
-    nlh.nlmsg_flags = NLM_F_REQUEST | flags
     r.seq += 1
     if r.seq == 0:
         r.seq = 1
-    nlh.nlmsg_seq = r.seq
-    nfh = <nfgenmsg *>mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
-    nfh.nfgen_family = family
-    nfh.version = NFNETLINK_V0
-    nfh.res_id = 0
-    return nlh
+    return put_nfnl_header(b.buf + b.len, subsys, type, flags, family, r.seq)
 
 
 cdef inline void req_drop(req_t *r) noexcept nogil:

@@ -80,17 +80,8 @@ cdef class NfctSocket:
 
     cdef nlmsghdr *put_header(self, char *buf, uint16_t subsys, uint16_t type,
                               uint16_t flags, uint8_t family) noexcept nogil:
-        cdef nlmsghdr *nlh = mnl_nlmsg_put_header(buf)
-        cdef nfgenmsg *nfh
-        nlh.nlmsg_type = (subsys << 8) | type
-        nlh.nlmsg_flags = NLM_F_REQUEST | flags
         self.seq += 1
-        nlh.nlmsg_seq = self.seq
-        nfh = <nfgenmsg *>mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
-        nfh.nfgen_family = family
-        nfh.version = NFNETLINK_V0
-        nfh.res_id = 0
-        return nlh
+        return put_nfnl_header(buf, subsys, type, flags, family, self.seq)
 
     cdef int talk(self, nlmsghdr *nlh, mnl_cb_t cb, void *data) except -1:
         """Send one request and run `cb` on every answer until the kernel says done or acks."""
