@@ -7,9 +7,6 @@ are acknowledged, and since the kernel runs every request of a sendmsg before th
 pass over the receive queue after each send sees every answer of that batch. Nothing is lost and
 nothing is waited for per request. The structs and the per-request inline helpers are in request.pxd.
 """
-import os
-import socket as _socket
-
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR
 from libc.stdint cimport uint8_t, uint32_t
@@ -19,7 +16,8 @@ from libc.string cimport memset
 from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
-from _nfct.sysapi cimport htonl, htons
+from _nfct.sysapi cimport htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
+    SO_SNDBUF, SO_SNDBUFFORCE
 from _nfct.filter cimport bitmask_of, set_attrs
 from _nfct.flow cimport Flow
 
@@ -48,16 +46,15 @@ cdef int req_init(req_t *r, NfctSocket sock) except -1:
         raise MemoryError()
     # Errors carry only the failed request's header, not its payload.
     mnl_socket_setsockopt(r.nl, NETLINK_CAP_ACK, &one, sizeof(int))
-    s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 12, fileno=os.dup(sock.fileno()))
-    try:
-        for opt, force, size in ((_socket.SO_RCVBUF, 33, RCVBUF), (_socket.SO_SNDBUF, 32, SNDBUF)):
-            try:
-                s.setsockopt(_socket.SOL_SOCKET, force, size)     # SO_*BUFFORCE: root may exceed rmem_max
-            except OSError:
-                s.setsockopt(_socket.SOL_SOCKET, opt, size)
-    finally:
-        s.close()
+    set_buffer(sock.fd(), SO_RCVBUFFORCE, SO_RCVBUF, RCVBUF)
+    set_buffer(sock.fd(), SO_SNDBUFFORCE, SO_SNDBUF, SNDBUF)
     return 0
+
+
+cdef void set_buffer(int fd, int force, int plain, int size) noexcept nogil:
+    # SO_*BUFFORCE: root may go beyond net.core.[rw]mem_max; others get the capped plain option.
+    if setsockopt(fd, SOL_SOCKET, force, &size, sizeof(int)) < 0:
+        setsockopt(fd, SOL_SOCKET, plain, &size, sizeof(int))
 
 
 cdef void req_free(req_t *r) noexcept nogil:

@@ -34,7 +34,7 @@ cdef extern from "<sys/socket.h>" nogil:
     int recvmmsg(int fd, mmsghdr *vmessages, unsigned int vlen, int flags, void *timeout)
     int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)
     int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
-    int SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_MEMINFO
+    int SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE, SO_MEMINFO
     int MSG_DONTWAIT, MSG_TRUNC
 
 

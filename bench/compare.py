@@ -637,8 +637,8 @@ def report(rows: List[Row], facts: Dict[str, str], args, info: TableInfo, table_
     out.append("|---|---:|---:|---:|---|---|---:|---:|")
     for row in rows:
         py = best(row.py)
-        base = row.versus or list_row
-        ct = best(base.ct) if row.kind == "cli" or row.versus else ct_list
+        base = row if row.kind == "cli" else row.versus or list_row
+        ct = best(base.ct)
         ratio = py.wall / ct.wall if (py and ct) else None
         label = row.name if row.kind != "cli" else f"`{row.name}`"
         ct_label = fmt_s(ct) + (f" ({base.name})" if row.kind != "cli" and ct else "")

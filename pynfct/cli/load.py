@@ -10,14 +10,16 @@ Standard input is copied to a temporary file during pass 1 so that pass 2 can re
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
-import tempfile
 import threading
-from typing import Callable, List, Optional, Union
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Union
 
 from ..errors import NfctError
+from ..record import Factory, Record
 from ..template import Cmd, Out
 from . import options as O
 from .errors import OTHER_PROBLEM, UsageError
@@ -38,8 +40,7 @@ class LoadAborted(Exception):
     """A -D line had failures (already reported): the run stops with exit status 1."""
 
 
-@dataclasses.dataclass
-class LoadResult:
+class LoadResult(Record):
     """What a -R run did."""
 
     lines: int = 0            # lines read (comments included)
@@ -48,7 +49,7 @@ class LoadResult:
     updated: int = 0          # entries changed by -U lines
     deleted: int = 0          # entries removed by -D lines
     flushed: int = 0          # -F lines run
-    failures: List[int] = dataclasses.field(default_factory=list)   # errnos of -U/-D entries that failed
+    failures: List[int] = Factory(list)   # errnos of -U/-D entries that failed
 
 
 def _ignore(message: str) -> None:
@@ -74,6 +75,7 @@ def run_file(path: Union[str, bytes], prog: str = "pynfct", out_fd: int = 1, nsf
             return LoadResult()       # fopen() of a directory succeeds and reads nothing
         seekable = stat.S_ISREG(os.fstat(fd).st_mode)
         if not seekable:
+            import tempfile       # only for a pipe: it costs a few ms of every start
             spool = tempfile.TemporaryFile()
         progb = os.fsencode(prog)
         warn = warn if warn is not None else _stderr

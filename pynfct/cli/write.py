@@ -6,7 +6,9 @@ Each handler takes the parsed Command and returns the counter conntrack's summar
 from __future__ import annotations
 
 import sys
-from typing import Callable, List, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional
 
 from ..errors import NfctError, NfctExists
 from ..template import Cmd, Command, Out
