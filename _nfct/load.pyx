@@ -22,10 +22,10 @@ from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.socket cimport NfctSocket
 from _nfct.flow cimport Flow
-from _nfct.pthread cimport *
 from _nfct.fdio cimport write_all
 from _nfct.request cimport (req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put, req_done,
-                            req_flush, family_of, template_ct, creatable_clone)
+                            req_flush, family_of, template_ct, creatable_clone, handoff_t, handoff_init,
+                            handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 from _nfct.fastparse cimport LINE_MAX, MAX_ARGC, FAST_ADD, fast_t, fast_parse, fast_build
 
 from pynfct.errors import from_errno
@@ -112,14 +112,8 @@ cdef struct cbatch_t:
 cdef struct load_ctx:
     req_t req
     cbatch_t batches[NBATCH_LOAD]
-    pthread_mutex_t lock
-    pthread_cond_t cond
-    long submitted            # batches handed over (the one being filled is batches[submitted % N])
-    long processed            # batches the sender is done with
-    bint done
-    bint threaded
+    handoff_t h               # the one being filled is batches[h.submitted % NBATCH_LOAD]
     bint stopped              # a create failed: later batches are dropped unsent
-    pthread_t thread
     long created
     long existed
     bint keep_going
@@ -220,43 +214,31 @@ cdef int load_flush(load_ctx *c, cbatch_t *cb) noexcept nogil:
 cdef void *load_sender(void *arg) noexcept nogil:
     cdef load_ctx *c = <load_ctx *>arg
     cdef cbatch_t *cb
+    cdef long n
     while True:
-        pthread_mutex_lock(&c.lock)
-        while c.processed == c.submitted and not c.done:
-            pthread_cond_wait(&c.cond, &c.lock)
-        if c.processed == c.submitted:
-            pthread_mutex_unlock(&c.lock)
+        n = handoff_take(&c.h)
+        if n < 0:
             return NULL
-        cb = &c.batches[c.processed % NBATCH_LOAD]
-        pthread_mutex_unlock(&c.lock)
+        cb = &c.batches[n % NBATCH_LOAD]
         if c.stopped:
             cb.b.len = cb.b.n = 0           # after a failure nothing more is sent
         elif load_flush(c, cb) < 0:
             c.stopped = True
-        pthread_mutex_lock(&c.lock)
-        c.processed += 1
-        pthread_cond_broadcast(&c.cond)
-        pthread_mutex_unlock(&c.lock)
+        handoff_sent(&c.h)
 
 
 cdef inline cbatch_t *load_batch(load_ctx *c) noexcept nogil:
-    return &c.batches[c.submitted % NBATCH_LOAD]
+    return &c.batches[c.h.submitted % NBATCH_LOAD]
 
 
 cdef int load_submit(load_ctx *c, bint wait_all) noexcept nogil:
     """Hand the batch being filled over (threaded) or send it; with wait_all, also wait until every
     batch is done. -1 once a create has failed."""
-    if not c.threaded:
+    if not c.h.threaded:
         if not c.stopped and load_flush(c, load_batch(c)) < 0:
             c.stopped = True
-        return -1 if c.stopped else 0
-    pthread_mutex_lock(&c.lock)
-    if load_batch(c).b.n:
-        c.submitted += 1
-        pthread_cond_broadcast(&c.cond)
-    while c.submitted - c.processed >= (1 if wait_all else NBATCH_LOAD):
-        pthread_cond_wait(&c.cond, &c.lock)
-    pthread_mutex_unlock(&c.lock)
+    else:
+        handoff_give(&c.h, load_batch(c).b.n != 0, 1 if wait_all else NBATCH_LOAD)
     return -1 if c.stopped else 0
 
 
@@ -312,13 +294,10 @@ cdef class Loader:
             for k in range(NBATCH_LOAD):
                 if batch_init(&self.c.batches[k].b) < 0:
                     raise MemoryError()
-            pthread_mutex_init(&self.c.lock, NULL)
-            pthread_cond_init(&self.c.cond, NULL)
-            self.started = True
             if threaded is None:
                 threaded = len(os.sched_getaffinity(0)) >= 2
-            if threaded and pthread_create(&self.c.thread, NULL, load_sender, self.c) == 0:
-                self.c.threaded = True
+            handoff_init(&self.c.h, load_sender, self.c, threaded)
+            self.started = True
 
     def __dealloc__(self):
         cdef int k
@@ -328,8 +307,7 @@ cdef class Loader:
             for k in range(NBATCH_LOAD):
                 free(self.c.batches[k].b.buf)
             if self.started:
-                pthread_mutex_destroy(&self.c.lock)
-                pthread_cond_destroy(&self.c.cond)
+                handoff_free(&self.c.h)
             req_free(&self.c.req)
             free(self.c.fail_pairs)
             free(self.c.done_bits)
@@ -337,14 +315,9 @@ cdef class Loader:
             self.c = NULL
 
     cdef void _join(self) noexcept:
-        if self.c != NULL and self.c.threaded:
+        if self.c != NULL and self.c.h.threaded:
             with nogil:
-                pthread_mutex_lock(&self.c.lock)
-                self.c.done = True
-                pthread_cond_broadcast(&self.c.cond)
-                pthread_mutex_unlock(&self.c.lock)
-                pthread_join(self.c.thread, NULL)
-            self.c.threaded = False
+                handoff_stop(&self.c.h)
 
     def close(self):
         self._join()

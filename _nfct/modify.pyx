@@ -21,9 +21,9 @@ from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
 from _nfct.dump cimport entry_cb_t
 from _nfct.fdio cimport write_all
-from _nfct.pthread cimport *
 from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
-                            req_drop, req_done, req_flush, family_of, put_lookup)
+                            req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
+                            handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 
 from pynfct.errors import from_errno
 from pynfct.template import Opt
@@ -90,15 +90,9 @@ cdef struct mod_ctx:
     uint32_t mark_mask
     const nfct_bitmask *label_modify
     unsigned int options
-    # the ring: the calling thread fills batches[submitted % NBATCH], the sender works through them
+    # the ring: the calling thread fills batches[h.submitted % NBATCH], the sender works through them
     batch_t batches[NBATCH]
-    pthread_mutex_t lock
-    pthread_cond_t cond
-    long submitted
-    long processed
-    bint done
-    bint threaded
-    pthread_t thread
+    handoff_t h
     # results (the sender's until it is joined)
     bint collect             # keep the entries done (for the Python API)
     nf_conntrack **kept
@@ -113,7 +107,7 @@ cdef struct mod_ctx:
 
 
 cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
-    return &c.batches[c.submitted % NBATCH]
+    return &c.batches[c.h.submitted % NBATCH]
 
 
 cdef int errlist_add(errlist_t *l, int e) noexcept nogil:
@@ -225,34 +219,21 @@ cdef int keep(mod_ctx *c, batch_t *b, int i) noexcept nogil:
 
 cdef void *sender_main(void *arg) noexcept nogil:
     cdef mod_ctx *c = <mod_ctx *>arg
-    cdef batch_t *b
+    cdef long n
     while True:
-        pthread_mutex_lock(&c.lock)
-        while c.processed == c.submitted and not c.done:
-            pthread_cond_wait(&c.cond, &c.lock)
-        if c.processed == c.submitted:
-            pthread_mutex_unlock(&c.lock)
+        n = handoff_take(&c.h)
+        if n < 0:
             return NULL
-        b = &c.batches[c.processed % NBATCH]
-        pthread_mutex_unlock(&c.lock)
-        mod_run(c, b)
-        pthread_mutex_lock(&c.lock)
-        c.processed += 1
-        pthread_cond_broadcast(&c.cond)
-        pthread_mutex_unlock(&c.lock)
+        mod_run(c, &c.batches[n % NBATCH])
+        handoff_sent(&c.h)
 
 
 cdef int mod_submit(mod_ctx *c) noexcept nogil:
     """Hand the batch being filled to the sender; wait for a free one. -1 once something failed."""
-    if not c.threaded:
+    if not c.h.threaded:
         mod_run(c, mod_batch(c))
-        return -1 if c.err else 0
-    pthread_mutex_lock(&c.lock)
-    c.submitted += 1
-    pthread_cond_broadcast(&c.cond)
-    while c.submitted - c.processed >= NBATCH:
-        pthread_cond_wait(&c.cond, &c.lock)
-    pthread_mutex_unlock(&c.lock)
+    else:
+        handoff_give(&c.h, True, NBATCH)
     return -1 if c.err else 0
 
 
@@ -553,15 +534,12 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                 raise MemoryError()
         sock = NfctSocket(nsfd)
         req_init(&c.req, sock)
-        pthread_mutex_init(&c.lock, NULL)
-        pthread_cond_init(&c.cond, NULL)
-        started = True
         if threaded is None:
             # The dump's reader and the calling thread keep two CPUs busy; a third thread only pays
             # off when there is a third CPU (measured: slower on two).
             threaded = len(os.sched_getaffinity(0)) >= 3
-        if threaded and pthread_create(&c.thread, NULL, sender_main, c) == 0:
-            c.threaded = True
+        handoff_init(&c.h, sender_main, c, threaded)
+        started = True
         try:
             if flows is None:
                 _feed(nsfd, command.family, filt, not update, c, update_entry if update else delete_entry)
@@ -572,13 +550,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                 b = mod_batch(c)
                 if b.npend:
                     mod_submit(c)
-                if c.threaded:
-                    pthread_mutex_lock(&c.lock)
-                    c.done = True
-                    pthread_cond_broadcast(&c.cond)
-                    pthread_mutex_unlock(&c.lock)
-                    pthread_join(c.thread, NULL)
-                    c.threaded = False
+                handoff_stop(&c.h)
                 if c.out.len and c.out.fd >= 0 and c.err == 0:
                     if out_flush(&c.out) < 0:
                         c.err = c.out.err
@@ -610,8 +582,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                     nfct_destroy(b.got[i])
             free(b.buf)
         if started:
-            pthread_mutex_destroy(&c.lock)
-            pthread_cond_destroy(&c.cond)
+            handoff_free(&c.h)
         req_free(&c.req)
         free(c.out.buf)
         free(c.fail.v)

@@ -6,6 +6,7 @@ from _nfct.libmnl cimport mnl_socket
 from _nfct.libnfct cimport nf_conntrack, nfct_get_attr_u8, ATTR_ORIG_L3PROTO
 from _nfct.netlink cimport nlmsghdr
 from _nfct.socket cimport NfctSocket, put_nfnl_header
+from _nfct.pthread cimport pthread_t, pthread_mutex_t, pthread_cond_t
 
 
 cdef enum:
@@ -41,6 +42,27 @@ cdef struct batch_t:
     nf_conntrack *got[UNIT]
     int npend
 
+
+# Batches of requests go from the thread that builds them to a sender thread, round a ring of a few:
+# the builder fills batch number `submitted` (modulo the ring's size) while the sender sends the older
+# ones. Without a sender thread (`threaded` false) the builder sends each batch itself.
+cdef struct handoff_t:
+    pthread_mutex_t lock
+    pthread_cond_t cond
+    long submitted            # batches handed over
+    long processed            # batches the sender is done with
+    bint done                 # the builder hands over nothing more
+    bint threaded
+    pthread_t thread
+
+ctypedef void *(*sender_main_t)(void *) noexcept nogil
+
+cdef void handoff_init(handoff_t *h, sender_main_t sender, void *arg, bint threaded) noexcept nogil
+cdef void handoff_give(handoff_t *h, bint batch, long in_flight) noexcept nogil
+cdef long handoff_take(handoff_t *h) noexcept nogil
+cdef void handoff_sent(handoff_t *h) noexcept nogil
+cdef void handoff_stop(handoff_t *h) noexcept nogil
+cdef void handoff_free(handoff_t *h) noexcept nogil
 
 cdef int req_init(req_t *r, NfctSocket sock) except -1
 cdef void req_free(req_t *r) noexcept nogil

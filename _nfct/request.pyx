@@ -16,6 +16,7 @@ from libc.string cimport memset
 from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
+from _nfct.pthread cimport *
 from _nfct.sysapi cimport htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
     SO_SNDBUF, SO_SNDBUFFORCE
 from _nfct.filter cimport bitmask_of, set_attrs
@@ -35,6 +36,67 @@ cdef uint32_t SETTABLE_STATUS = (1 << 1) | (1 << 2) | (1 << 10)
 
 
 # --- the request pipeline -----------------------------------------------------------------------------
+
+# --- the hand-off between the builder and the sender ------------------------------------------------
+
+cdef void handoff_init(handoff_t *h, sender_main_t sender, void *arg, bint threaded) noexcept nogil:
+    """Ready the hand-off; with `threaded`, start `sender(arg)` (if the thread cannot start, the
+    builder sends itself)."""
+    pthread_mutex_init(&h.lock, NULL)
+    pthread_cond_init(&h.cond, NULL)
+    h.submitted = h.processed = 0
+    h.done = False
+    h.threaded = threaded and pthread_create(&h.thread, NULL, sender, arg) == 0
+
+
+cdef void handoff_give(handoff_t *h, bint batch, long in_flight) noexcept nogil:
+    """Builder: hand the batch being built over (if `batch`), then wait until fewer than `in_flight`
+    batches are unsent (1: all of them sent)."""
+    pthread_mutex_lock(&h.lock)
+    if batch:
+        h.submitted += 1
+        pthread_cond_broadcast(&h.cond)
+    while h.submitted - h.processed >= in_flight:
+        pthread_cond_wait(&h.cond, &h.lock)
+    pthread_mutex_unlock(&h.lock)
+
+
+cdef long handoff_take(handoff_t *h) noexcept nogil:
+    """Sender: the number of the next batch to send, or -1 once the builder stopped and all are sent."""
+    cdef long n = -1
+    pthread_mutex_lock(&h.lock)
+    while h.processed == h.submitted and not h.done:
+        pthread_cond_wait(&h.cond, &h.lock)
+    if h.processed != h.submitted:
+        n = h.processed
+    pthread_mutex_unlock(&h.lock)
+    return n
+
+
+cdef void handoff_sent(handoff_t *h) noexcept nogil:
+    """Sender: the batch handoff_take() gave is done."""
+    pthread_mutex_lock(&h.lock)
+    h.processed += 1
+    pthread_cond_broadcast(&h.cond)
+    pthread_mutex_unlock(&h.lock)
+
+
+cdef void handoff_stop(handoff_t *h) noexcept nogil:
+    """Builder: nothing more comes; the sender finishes what it was given and ends."""
+    if not h.threaded:
+        return
+    pthread_mutex_lock(&h.lock)
+    h.done = True
+    pthread_cond_broadcast(&h.cond)
+    pthread_mutex_unlock(&h.lock)
+    pthread_join(h.thread, NULL)
+    h.threaded = False
+
+
+cdef void handoff_free(handoff_t *h) noexcept nogil:
+    pthread_mutex_destroy(&h.lock)
+    pthread_cond_destroy(&h.cond)
+
 
 cdef int req_init(req_t *r, NfctSocket sock) except -1:
     cdef int one = 1
