@@ -1,10 +1,12 @@
 # cython: language_level=3
 """-D and -U over a dump: a delete, or an update and a GET of the result, for every entry selected.
 
-Three threads share the work: the dump's reader receives batches of entries (the kernel fills them
-inside recvmsg), the calling thread parses and selects entries and builds the requests, and a sender
-thread sends each batch of requests (the kernel runs them inside sendmsg; see _nfct.request), reads
-the answers and writes out the entries that were changed. Batches go round a ring of NBATCH.
+The dump's reader thread receives batches of entries (the kernel fills them inside recvmsg), the
+calling thread parses and selects entries and builds the requests, and a sender thread sends each
+batch of requests (the kernel runs them inside sendmsg; see _nfct.request), reads the answers and
+writes out the entries that were changed. Batches go round a ring of NBATCH. The sender thread runs
+only with three or more CPUs: on two, the reader and the calling thread already keep both busy, and
+the calling thread sends its batches itself.
 """
 import os
 
