@@ -84,19 +84,16 @@ cdef int start_deferred(pipe_t *p) noexcept nogil:
     in a minimal receive buffer, the kernel cannot queue that first batch: the start returns
     ENOBUFS as an error message and the dump goes on in our recvmsg() calls, without the mutex.
     """
-    cdef int orig = 0, small = 1
+    cdef int orig = 0, small = 1, sent
     cdef socklen_t l = sizeof(int)
-    if getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0:
+    if (getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0
+            or setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(int)) < 0):
         return send(p.fd, p.req, p.req_len, 0)
-    if (setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(int)) < 0
-            or send(p.fd, p.pre, (<const nlmsghdr *>p.pre).nlmsg_len, 0) < 0):
-        return send(p.fd, p.req, p.req_len, 0)
-    p.skipping = True
-    if send(p.fd, p.req, p.req_len, 0) < 0:
-        return -1
+    p.skipping = send(p.fd, p.pre, (<const nlmsghdr *>p.pre).nlmsg_len, 0) >= 0
+    sent = send(p.fd, p.req, p.req_len, 0)
     orig //= 2              # getsockopt reports twice what was set
     setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, sizeof(int))
-    return 0
+    return sent
 
 
 cdef bint is_skipped(pipe_t *p, const char *buf, ssize_t len) noexcept nogil:
