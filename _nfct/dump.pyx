@@ -17,10 +17,10 @@ from _nfct.netlink cimport *
 from _nfct.pthread cimport *
 from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, ct_filter_reject
-from _nfct.format cimport Format, fmt_t, format_ct
+from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport recv, send, setsockopt, getsockopt, socklen_t, SOL_SOCKET, SO_RCVBUF
-from _nfct.fdio cimport write_all
+from _nfct.fdio cimport outbuf_t, outbuf_flush
 
 from pynfct.errors import from_errno
 
@@ -29,7 +29,6 @@ cdef enum:
     NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
-    ENTRY_MAX = 4096
     REQ_SIZE = 8192
     PRE_SIZE = 32
 
@@ -174,45 +173,38 @@ cdef void *reader_main(void *arg) noexcept nogil:
 cdef struct text_ctx:
     const ct_filter *filt
     const fmt_t *fmt
-    char *out
-    size_t len
-    int fd
-    int err
+    outbuf_t o
     long count
     const char *header
     size_t header_len
     bint header_done
 
 
-cdef int flush_out(text_ctx *t) noexcept nogil:
-    t.err = write_all(t.fd, t.out, t.len)
-    if t.err:
-        return -1
-    t.len = 0
-    return 0
+cdef nf_conntrack *parse_kept(const nlmsghdr *nlh, const ct_filter *filt) noexcept nogil:
+    """The message's entry, or NULL when the filter drops it (or no memory is left)."""
+    cdef nf_conntrack *ct = nfct_new()
+    if ct == NULL:
+        return NULL
+    nfct_nlmsg_parse(nlh, ct)
+    if filt != NULL and ct_filter_reject(filt, ct):
+        nfct_destroy(ct)
+        return NULL
+    return ct
 
 
 cdef int text_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     cdef text_ctx *t = <text_ctx *>data
-    cdef nf_conntrack *ct = nfct_new()
+    cdef nf_conntrack *ct = parse_kept(nlh, t.filt)
     if ct == NULL:
         return MNL_CB_OK
-    nfct_nlmsg_parse(nlh, ct)
-    if t.filt != NULL and ct_filter_reject(t.filt, ct):
-        nfct_destroy(ct)
-        return MNL_CB_OK
-    if t.len + ENTRY_MAX + 2 > OUT_SIZE:
-        if flush_out(t) < 0:
-            nfct_destroy(ct)
-            return MNL_CB_ERROR
-    if not t.header_done:
-        memcpy(t.out + t.len, t.header, t.header_len)
-        t.len += t.header_len
+    if not t.header_done:       # before the first entry, so the buffer is empty
+        memcpy(t.o.buf, t.header, t.header_len)
+        t.o.len = t.header_len
         t.header_done = True
     # conntrack writes saved entries as -A lines (ct_save_snprintf with NFCT_T_NEW).
-    t.len += format_ct(t.out + t.len, ENTRY_MAX, ct, t.fmt, NFCT_T_NEW if t.fmt.save else NFCT_T_UNKNOWN)
-    t.out[t.len] = b'\n'
-    t.len += 1
+    if outbuf_entry(&t.o, ct, t.fmt, NFCT_T_NEW if t.fmt.save else NFCT_T_UNKNOWN) < 0:
+        nfct_destroy(ct)
+        return MNL_CB_ERROR
     t.count += 1
     nfct_destroy(ct)
     return MNL_CB_OK
@@ -230,12 +222,8 @@ cdef int flow_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     cdef nf_conntrack *ct
     if c.n == c.cap:
         return MNL_CB_OK      # cannot happen: a 64 KiB batch holds fewer entries than cap
-    ct = nfct_new()
+    ct = parse_kept(nlh, c.filt)
     if ct == NULL:
-        return MNL_CB_OK
-    nfct_nlmsg_parse(nlh, ct)
-    if c.filt != NULL and ct_filter_reject(c.filt, ct):
-        nfct_destroy(ct)
         return MNL_CB_OK
     c.items[c.n] = ct
     c.n += 1
@@ -351,15 +339,16 @@ cdef class Dump:
         cdef bytes header = fmt.header
         t.filt = &self.filt.f if self.filt is not None else NULL
         t.fmt = &fmt.f
-        t.fd = fd
-        t.err = 0
-        t.len = 0
+        t.o.fd = fd
+        t.o.err = 0
+        t.o.len = 0
+        t.o.cap = OUT_SIZE
         t.count = 0
         t.header = header
         t.header_len = len(header)
         t.header_done = t.header_len == 0
-        t.out = <char *>malloc(OUT_SIZE)
-        if t.out == NULL:
+        t.o.buf = <char *>malloc(OUT_SIZE)
+        if t.o.buf == NULL:
             raise MemoryError()
         try:
             with nogil:
@@ -369,11 +358,11 @@ cdef class Dump:
                         break
                     ret = self.run_batch(s, text_cb, &t, &err)
                     self.release()
-                    if t.err:
-                        err = t.err
+                    if t.o.err:
+                        err = t.o.err
                         ret = -1
-                if ret >= 0 and flush_out(&t) < 0:
-                    err = t.err
+                if ret >= 0 and outbuf_flush(&t.o) < 0:
+                    err = t.o.err
                     ret = -1
             self.count = t.count
             self.close()
@@ -382,7 +371,7 @@ cdef class Dump:
             if t.header_done and t.header_len:
                 _write_all(fd, fmt.footer)
         finally:
-            free(t.out)
+            free(t.o.buf)
         return t.count
 
     def __iter__(self):

@@ -15,3 +15,21 @@ cdef inline int write_all(int fd, const char *buf, size_t len) noexcept nogil:
             return errno
         off += n
     return 0
+
+
+# Text built in a buffer and written out in large blocks (-L's text, the entries -D/-U print).
+cdef struct outbuf_t:
+    int fd                   # -1: nothing is written
+    char *buf
+    size_t len
+    size_t cap
+    int err                  # errno of a failed write
+
+
+cdef inline int outbuf_flush(outbuf_t *o) noexcept nogil:
+    """Write out what the buffer holds; 0, or -1 with o.err set."""
+    o.err = write_all(o.fd, o.buf, o.len)
+    if o.err:
+        return -1
+    o.len = 0
+    return 0

@@ -20,7 +20,6 @@ from pynfct.template import Out
 cdef enum:
     AF_INET = 2
     AF_INET6 = 10
-    ENTRY_MAX = 4096      # conntrack formats each entry into a 4096-byte buffer
 
 cdef const char *tcp_states[10]
 tcp_states[:] = [b"NONE", b"SYN_SENT", b"SYN_RECV", b"ESTABLISHED", b"FIN_WAIT", b"CLOSE_WAIT",

@@ -19,10 +19,10 @@ from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, labels_missing, bitmask_of
-from _nfct.format cimport Format, fmt_t, format_ct
+from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
 from _nfct.dump cimport entry_cb_t
-from _nfct.fdio cimport write_all
+from _nfct.fdio cimport outbuf_t, outbuf_flush
 from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
                             req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
@@ -35,7 +35,6 @@ cdef enum:
     AF_INET6 = 10
     NBATCH = 4              # batches in flight between the calling thread and the sender
     OUT_SIZE = 1 << 20
-    ENTRY_MAX = 4096
 
 cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_ADD_LABEL = Opt.ADD_LABEL
 cdef unsigned int O_DEL_LABEL = Opt.DEL_LABEL, O_ORIG = Opt.ORIG, O_REPL = Opt.REPL, O_PROTO = Opt.PROTO
@@ -45,30 +44,10 @@ cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
 
 # --- output ---------------------------------------------------------------------------------------------
 
-cdef struct out_t:
-    int fd                   # -1: nothing is written
-    char *buf
-    size_t len
-    int err
-
-
-cdef int out_flush(out_t *o) noexcept nogil:
-    o.err = write_all(o.fd, o.buf, o.len)
-    if o.err:
-        return -1
-    o.len = 0
-    return 0
-
-
-cdef int out_entry(out_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsigned int msg_type) noexcept nogil:
+cdef int out_entry(outbuf_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsigned int msg_type) noexcept nogil:
     if o.fd < 0:
         return 0
-    if o.len + ENTRY_MAX + 2 > OUT_SIZE and out_flush(o) < 0:
-        return -1
-    o.len += format_ct(o.buf + o.len, ENTRY_MAX, ct, fmt, msg_type)
-    o.buf[o.len] = b'\n'
-    o.len += 1
-    return 0
+    return outbuf_entry(o, ct, fmt, msg_type)
 
 
 # --- the ring of batches and the sender ---------------------------------------------------------------
@@ -81,7 +60,7 @@ cdef struct errlist_t:
 
 cdef struct mod_ctx:
     req_t req
-    out_t out
+    outbuf_t out
     bint update
     const fmt_t *fmt
     unsigned int msg_type
@@ -532,6 +511,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
         c.fmt = &fmt.f
         if c.out.fd >= 0:
             c.out.buf = <char *>malloc(OUT_SIZE)
+            c.out.cap = OUT_SIZE
             if c.out.buf == NULL:
                 raise MemoryError()
         sock = NfctSocket(nsfd)
@@ -554,7 +534,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                     mod_submit(c)
                 handoff_stop(&c.h)
                 if c.out.len and c.out.fd >= 0 and c.err == 0:
-                    if out_flush(&c.out) < 0:
+                    if outbuf_flush(&c.out) < 0:
                         c.err = c.out.err
             sock.close()
         if c.err == EPIPE:

@@ -10,7 +10,7 @@ from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter_reject
-from _nfct.format cimport Format, format_ct
+from _nfct.format cimport Format, format_ct, ENTRY_MAX
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport ntohs, ntohl, timeval, gettimeofday
 
@@ -19,7 +19,6 @@ from pynfct.errors import from_errno
 
 cdef enum:
     REQ_SIZE = 8192
-    ENTRY_MAX = 4096
     EXP_MAX = 1024          # conntrack formats expectations into 1024 bytes
     STATS_MAX = 20          # CTA_STATS_MAX (15) + the 4 "unknown" slots conntrack prints
     NFCT_OF_TIME_FLAG = 2   # NFCT_OF_TIME
