@@ -6,6 +6,7 @@ from _nfct.format import Format
 
 DUMP_CONNTRACK: int
 DUMP_ZERO: int
+SPLIT_BATCHES: int
 DUMP_DYING: int
 DUMP_UNCONFIRMED: int
 

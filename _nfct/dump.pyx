@@ -37,6 +37,9 @@ DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
 DUMP_ZERO = IPCTNL_MSG_CT_GET_CTRZERO
 DUMP_DYING = IPCTNL_MSG_CT_GET_DYING
 DUMP_UNCONFIRMED = IPCTNL_MSG_CT_GET_UNCONFIRMED
+# While one family's filtered dump is read, the other's keeps going into up to this many batches
+# (at most 64 KiB each, allocated as filled), so the two kernel table walks overlap.
+SPLIT_BATCHES = 1024
 
 
 cdef struct slot_t:

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    # What type checkers see: the real classes (at run time they are loaded on first use, below).
+    from _nfct.events import Event as Event
+    from _nfct.flow import Flow as Flow, Tuple as Tuple
+    from _nfct.format import LabelMap as LabelMap
+    from .conntrack import Conntrack as Conntrack
+    from .errors import (NfctError as NfctError, NfctExists as NfctExists, NfctNotFound as NfctNotFound,
+                         NfctNotSupported as NfctNotSupported, NfctPermissionError as NfctPermissionError,
+                         ParameterError as ParameterError)
+    from .events import EventType as EventType
+    from .expect import Expectation as Expectation, ExpectSpec as ExpectSpec
+    from .flowspec import FlowSpec as FlowSpec
+    from .match import Match as Match
+    from .result import Failure as Failure, WriteResult as WriteResult
+    from .status import Status as Status
+    from .update import Update as Update
+    from .values import (DCCPRole as DCCPRole, DCCPState as DCCPState, Family as Family, Mark as Mark,
+                         Proto as Proto, SCTPState as SCTPState, TCPState as TCPState)
 
 __version__ = "0.1.0"
 
-# Names are loaded on first use: the extension modules import pynfct.errors and friends, and the
-# CLI should not pay for what it does not use.
+# Names are loaded on first use: the command line imports this package too, and should not pay for
+# what it does not use.
 _EXPORTS = {
     "Conntrack": ("pynfct.conntrack", "Conntrack"),
     "Flow": ("_nfct.flow", "Flow"),
@@ -29,23 +45,32 @@ _EXPORTS = {
     "NfctNotSupported": ("pynfct.errors", "NfctNotSupported"),
     "ParameterError": ("pynfct.errors", "ParameterError"),
     "FlowSpec": ("pynfct.flowspec", "FlowSpec"),
-    "ExpectSpec": ("pynfct.flowspec", "ExpectSpec"),
-    "Expectation": ("pynfct.flowspec", "Expectation"),
-    "WriteResult": ("pynfct.flowspec", "WriteResult"),
+    "Match": ("pynfct.match", "Match"),
+    "Update": ("pynfct.update", "Update"),
+    "ExpectSpec": ("pynfct.expect", "ExpectSpec"),
+    "Expectation": ("pynfct.expect", "Expectation"),
+    "WriteResult": ("pynfct.result", "WriteResult"),
+    "Failure": ("pynfct.result", "Failure"),
+    "Family": ("pynfct.values", "Family"),
+    "Proto": ("pynfct.values", "Proto"),
+    "Mark": ("pynfct.values", "Mark"),
+    "TCPState": ("pynfct.values", "TCPState"),
+    "SCTPState": ("pynfct.values", "SCTPState"),
+    "DCCPState": ("pynfct.values", "DCCPState"),
+    "DCCPRole": ("pynfct.values", "DCCPRole"),
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
+if not TYPE_CHECKING:
+    def __getattr__(name):
+        try:
+            module, attr = _EXPORTS[name]
+        except KeyError:
+            raise AttributeError(f"module 'pynfct' has no attribute {name!r}") from None
+        import importlib
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'pynfct' has no attribute {name!r}") from None
-    import importlib
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return __all__
+    def __dir__():
+        return __all__

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from _nfct.events import DEFAULT_RCVBUF, Event, EventSocket
 from _nfct.events import GROUPS_DESTROY, GROUPS_NEW, GROUPS_UPDATE
 from _nfct.filter import Filter
 
 from .errors import ParameterError
+from .values import check_int
+
+if TYPE_CHECKING:
+    from .template import Command
 
 __all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCVBUF", "Mask", "parse_mask",
            "open_events"]
@@ -45,8 +49,13 @@ _GROUPS = ((EventType.NEW, GROUPS_NEW), (EventType.UPDATE, GROUPS_UPDATE), (Even
 
 def parse_mask(mask: Mask) -> EventType:
     """``"ALL"``, ``"NEW,DESTROY"`` (conntrack's -e words; UPDATE or UPDATES), EventType flags, or a list."""
+    if isinstance(mask, bool) or mask is None:
+        raise TypeError(f"mask={mask!r}: an event mask is EventType flags, a str of NEW/UPDATE/DESTROY/ALL "
+                        f"or a list of them, not {type(mask).__name__}")
     if isinstance(mask, int):
-        value = EventType(mask & EventType.ALL)
+        if mask & ~EventType.ALL:
+            raise ParameterError(f"mask={mask!r}: only EventType.NEW, UPDATE and DESTROY bits")
+        value = EventType(mask)
     else:
         words = mask.split(",") if isinstance(mask, str) else list(mask)
         value = EventType(0)
@@ -175,20 +184,22 @@ def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def open_events(nsfd: int, mask: Mask = "ALL", *, timeout: Optional[float] = None,
-                buffer_size: Optional[int] = None, reliable: bool = True, kernel_filter: bool = True,
-                on_lost: Optional[Callable[[int], None]] = None, labelmap: Optional[str] = None,
-                stream_class: type = EventStream, **filters: Any) -> EventSocket:
-    """An event socket in the namespace `nsfd` (-1: the caller's), subscribed to the groups of `mask`."""
-    from .conntrack import build_command
+def open_events(nsfd: int, mask: Mask = "ALL", command: Optional["Command"] = None, *,
+                timeout: Optional[float] = None, buffer_size: Optional[int] = None, reliable: bool = True,
+                kernel_filter: bool = True, on_lost: Optional[Callable[[int], None]] = None,
+                stream_class: type = EventStream) -> EventStream:
+    """An event socket in the namespace `nsfd` (-1: the caller's), subscribed to the groups of `mask`,
+    keeping the events the typed template `command` (a CT_EVENT Command, or None: all) selects."""
     types = parse_mask(mask)
     groups = 0
     for t, g in _GROUPS:
         if types & t:
             groups |= g
-    filt = Filter(build_command("-E", filters, labelmap), False) if filters else None
-    stream = stream_class(nsfd, groups, filt, DEFAULT_RCVBUF if buffer_size is None else buffer_size,
-                          kernel_filter, reliable, False)
+    if buffer_size is not None:
+        check_int("buffer_size", buffer_size, 2**31 - 1, "a buffer size in bytes", lo=1)
+    filt = Filter(command, False) if command is not None else None
+    stream: EventStream = stream_class(nsfd, groups, filt, DEFAULT_RCVBUF if buffer_size is None else buffer_size,
+                                       kernel_filter, reliable, False)
     stream.timeout = timeout
     stream.on_lost = on_lost
     return stream

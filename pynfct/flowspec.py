@@ -1,201 +1,251 @@
-"""What the write API takes and gives: FlowSpec (an entry to create), ExpectSpec, WriteResult, Expectation.
+"""What ``create()``/``add()``/``create_many()`` take: :class:`FlowSpec`, an entry to create (``conntrack -I``).
 
-A :class:`FlowSpec` names an entry with the CLI's options (``pynfct -I``), so it means exactly what the
-same ``conntrack -I`` command line means, and the same checks apply (missing parameters, mixed address
-families, unknown names raise :class:`pynfct.ParameterError` with conntrack's message).
+>>> FlowSpec("tcp", src="10.0.0.1", dst="10.0.0.2", sport=1234, dport=80, state=TCPState.ESTABLISHED,
+...          timeout=120, status=Status.SEEN_REPLY | Status.ASSURED, mark=7)
+
+Checked when built, as :class:`pynfct.Match` is (same value rules, see :mod:`pynfct.values`), and
+complete as conntrack wants it: ``proto`` and ``timeout``, both addresses of at least one direction
+(the other direction is its inverse), both ports of that direction for port protocols, the state for
+tcp, sctp and dccp, the verification tags for sctp, the role for dccp, type and code for icmp.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+
+from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
+from .errors import ParameterError
+from .match import check_protocol_options, fill
+from .template import Cmd, Command
+from .values import (DCCPRole, Family, Proto, check_address, check_family, check_int, check_labels,
+                     check_port, check_proto, check_state, check_status, check_timeout, check_u16, check_u32)
 
 if TYPE_CHECKING:
-    from _nfct.flow import Flow
+    from typing_extensions import TypedDict, Unpack
 
-Mark = Union[int, Tuple[int, int]]
-Labels = Union[str, Iterable[Union[str, int]]]
+    from _nfct.format import LabelMap
+    from .values import (Address, DCCPState, FamilyLike, LabelsLike, ProtoLike, SCTPState, StatusLike,
+                         TCPState, TimeoutLike)
 
-# FlowSpec field -> conntrack option for -I (protocol first: its options exist only after -p)
-_CREATE_OPTIONS: Dict[str, str] = {
-    "proto": "--protonum", "family": "--family",
-    "src": "--src", "dst": "--dst", "reply_src": "--reply-src", "reply_dst": "--reply-dst",
-    "sport": "--sport", "dport": "--dport", "reply_sport": "--reply-port-src", "reply_dport": "--reply-port-dst",
-    "state": "--state", "timeout": "--timeout", "status": "--status", "mark": "--mark", "zone": "--zone",
-    "orig_zone": "--orig-zone", "reply_zone": "--reply-zone", "labels": "--label-add",
-    "icmp_type": "--icmp-type", "icmp_code": "--icmp-code", "icmp_id": "--icmp-id",
-    "icmpv6_type": "--icmpv6-type", "icmpv6_code": "--icmpv6-code", "icmpv6_id": "--icmpv6-id",
-    "orig_vtag": "--orig-vtag", "reply_vtag": "--reply-vtag", "srckey": "--srckey", "dstkey": "--dstkey",
-    "reply_srckey": "--reply-key-src", "reply_dstkey": "--reply-key-dst", "role": "--role",
-    "snat": "--src-nat", "dnat": "--dst-nat",
-}
+    class FlowFields(TypedDict, total=False):
+        family: FamilyLike
+        src: Address
+        dst: Address
+        reply_src: Address
+        reply_dst: Address
+        sport: int
+        dport: int
+        reply_sport: int
+        reply_dport: int
+        srckey: int
+        dstkey: int
+        reply_srckey: int
+        reply_dstkey: int
+        state: TCPState | SCTPState | DCCPState | str
+        icmp_type: int
+        icmp_code: int
+        icmp_id: int
+        orig_vtag: int
+        reply_vtag: int
+        role: DCCPRole | str
+        timeout: TimeoutLike
+        status: StatusLike
+        mark: int
+        zone: int
+        orig_zone: int
+        reply_zone: int
+        labels: LabelsLike
+        snat: Address | Tuple[Address, int]
+        dnat: Address | Tuple[Address, int]
+
+__all__ = ["FlowSpec"]
+
+KEYWORDS = ("family", "src", "dst", "reply_src", "reply_dst", "sport", "dport", "reply_sport", "reply_dport",
+            "srckey", "dstkey", "reply_srckey", "reply_dstkey", "state", "icmp_type", "icmp_code", "icmp_id",
+            "orig_vtag", "reply_vtag", "role", "timeout", "status", "mark", "zone", "orig_zone", "reply_zone",
+            "labels", "snat", "dnat")
+_MATCH_LIKE = ("src", "dst", "reply_src", "reply_dst", "sport", "dport", "reply_sport",
+               "reply_dport", "srckey", "dstkey", "reply_srckey", "reply_dstkey", "icmp_type", "icmp_code",
+               "icmp_id", "zone", "orig_zone", "reply_zone")
 
 
-def option_words(key: str, option: str, value: Any) -> List[str]:
-    """The argv words of one keyword value (lists and (value, mask) pairs as conntrack writes them)."""
-    if value is None or value is False:
-        return []
-    if key in ("snat", "dnat", "any_nat"):
-        return [option] if value is True else [option, str(value)]
-    if value is True:
-        return [option]
-    if isinstance(value, tuple) and key == "mark":
-        value = f"{value[0]}/{value[1]}"
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        value = ",".join(str(v) for v in value)
-    return [option, str(value)]
-
-
-@dataclasses.dataclass
 class FlowSpec:
-    """A conntrack entry to create: ``pynfct -I`` options as fields (None: not given).
+    """A checked conntrack entry to create; immutable, compared by value. ``proto`` is positional or a
+    keyword; the other fields are keywords (see the module doc and :class:`pynfct.Match`)."""
 
-    Addresses are strings, ports numbers, ``proto`` a name or number, ``status`` a list of words
-    (``["SEEN_REPLY", "ASSURED"]``), ``mark`` an int, ``labels`` names or bits. As with conntrack,
-    ``proto`` and ``timeout`` are needed, and both addresses (and ports) of at least one direction;
-    the other direction is the inverse.
+    __slots__ = ("_given", "_v")
+    _given: Dict[str, object]
+    _v: Dict[str, Any]
 
-    >>> FlowSpec("tcp", src="10.0.0.1", dst="10.0.0.2", sport=1234, dport=80, state="ESTABLISHED",
-    ...          timeout=120, status=["SEEN_REPLY", "ASSURED"])
-    """
-
-    proto: Union[str, int, None] = None
-    src: Optional[str] = None
-    dst: Optional[str] = None
-    sport: Optional[int] = None
-    dport: Optional[int] = None
-    reply_src: Optional[str] = None
-    reply_dst: Optional[str] = None
-    reply_sport: Optional[int] = None
-    reply_dport: Optional[int] = None
-    timeout: Optional[int] = None
-    state: Optional[str] = None
-    status: Union[str, Sequence[str], None] = None
-    mark: Optional[int] = None
-    zone: Optional[int] = None
-    orig_zone: Optional[int] = None
-    reply_zone: Optional[int] = None
-    labels: Optional[Labels] = None
-    family: Optional[str] = None
-    icmp_type: Optional[int] = None
-    icmp_code: Optional[int] = None
-    icmp_id: Optional[int] = None
-    icmpv6_type: Optional[int] = None
-    icmpv6_code: Optional[int] = None
-    icmpv6_id: Optional[int] = None
-    orig_vtag: Optional[int] = None
-    reply_vtag: Optional[int] = None
-    srckey: Optional[int] = None
-    dstkey: Optional[int] = None
-    reply_srckey: Optional[int] = None
-    reply_dstkey: Optional[int] = None
-    role: Optional[str] = None
-
-    def argv(self, command: str = "-I") -> List[str]:
-        """The conntrack command line that creates this entry (``pynfct -I ...``)."""
-        fields = dataclasses.asdict(self)
-        argv = [command]
-        # -p first: the protocol's options exist only after it
-        for key in sorted(fields, key=lambda k: k != "proto"):
-            argv += option_words(key, _CREATE_OPTIONS[key], fields[key])
-        return argv
+    def __init__(self, proto: ProtoLike, **fields: Unpack[FlowFields]) -> None:
+        given: Dict[str, object] = {"proto": proto, **fields}
+        unknown = set(given) - set(KEYWORDS) - {"proto"}
+        if unknown:
+            raise TypeError(f"FlowSpec() got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                            f"known: proto, {', '.join(KEYWORDS)}")
+        for key, value in given.items():
+            if value is None:
+                raise TypeError(f"{key}=None: leave the keyword out (a FlowSpec has no 'any' value)")
+        object.__setattr__(self, "_given", given)
+        object.__setattr__(self, "_v", _check(given))
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> "FlowSpec":
-        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown field(s): {', '.join(sorted(unknown))}")
-        return cls(**fields)
+        """A FlowSpec of a mapping of its keywords (``proto`` included)."""
+        if "proto" not in fields:
+            raise TypeError("FlowSpec needs proto")
+        rest = {k: v for k, v in fields.items() if k != "proto"}
+        return cls(fields["proto"], **rest)
 
-
-@dataclasses.dataclass
-class ExpectSpec:
-    """An expectation to create (``pynfct -I expect``): the master entry's tuple, the expected tuple
-    (``tuple_*``) and its mask (``mask_*``), a timeout in seconds."""
-
-    proto: Union[str, int]
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    tuple_src: str
-    tuple_dst: str
-    tuple_sport: int
-    tuple_dport: int
-    mask_src: str
-    mask_dst: str
-    mask_sport: int = 0
-    mask_dport: int = 0xFFFF
-    timeout: int = 300
-
-    def argv(self) -> List[str]:
-        return ["-I", "expect", "-p", str(self.proto), "-s", self.src, "-d", self.dst,
-                "--sport", str(self.sport), "--dport", str(self.dport),
-                "--tuple-src", self.tuple_src, "--tuple-dst", self.tuple_dst,
-                "--tuple-port-src", str(self.tuple_sport), "--tuple-port-dst", str(self.tuple_dport),
-                "--mask-src", self.mask_src, "--mask-dst", self.mask_dst,
-                "--mask-port-src", str(self.mask_sport), "--mask-port-dst", str(self.mask_dport),
-                "-t", str(self.timeout)]
-
-
-class WriteResult(int):
-    """What a bulk write did: its value is the number of entries changed (created, updated, deleted).
-
-    ``failures`` lists the errno of every entry the kernel refused (entries that vanished before their
-    turn are not failures: ``vanished`` counts them); ``flows`` holds the entries themselves when asked
-    for (deleted ones as they were, updated ones as the kernel has them now).
-    """
-
-    failures: List[int]
-    vanished: int
-    unchanged: int
-    flows: List["Flow"]
-
-    def __new__(cls, count: int, failures: Iterable[int] = (), vanished: int = 0, unchanged: int = 0,
-                flows: Optional[List["Flow"]] = None) -> "WriteResult":
-        self = super().__new__(cls, count)
-        self.failures = list(failures)
-        self.vanished = vanished
-        self.unchanged = unchanged
-        self.flows = flows if flows is not None else []
-        return self
-
-    @property
-    def count(self) -> int:
-        return int(self)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a FlowSpec is immutable")
 
     def __repr__(self) -> str:
-        return (f"WriteResult(count={int(self)}, failures={len(self.failures)}, vanished={self.vanished}, "
-                f"unchanged={self.unchanged})")
+        return f"FlowSpec({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlowSpec):
+            return NotImplemented
+        return self._v == other._v
 
-@dataclasses.dataclass
-class Expectation:
-    """One expectation of the kernel's table: ``master`` (the entry that expects), ``tuple`` (the
-    connection expected) and ``mask`` as Flows (read their ``orig`` tuple), and its meta data."""
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._v.items())))
 
-    master: Optional["Flow"]
-    tuple: Optional["Flow"]
-    mask: Optional["Flow"]
-    timeout: Optional[int] = None
-    helper: Optional[str] = None
-    zone: Optional[int] = None
-    flags: Optional[int] = None
-    klass: Optional[int] = None
-    fn: Optional[str] = None
-
-    @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "Expectation":
-        return cls(rec["master"], rec["tuple"], rec["mask"], rec["timeout"], rec["helper"], rec["zone"],
-                   rec["flags"], rec["class"], rec["fn"])
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (FlowSpec.from_fields, (self._given,))
 
     @property
-    def family(self) -> Optional[str]:
-        return self.tuple.family if self.tuple is not None else None
+    def fields(self) -> Mapping[str, object]:
+        return dict(self._given)
 
-    @property
-    def proto(self) -> Optional[str]:
-        return self.tuple.proto if self.tuple is not None else None
+    def command(self, add: bool = False, labelmap: Optional["LabelMap"] = None) -> Command:
+        """The typed template of ``conntrack -I`` (``-A`` with add) for this entry."""
+        v = self._v
+        b = Builder(Cmd.CT_ADD if add else Cmd.CT_CREATE)
+        fill(b, {k: v[k] for k in _MATCH_LIKE if k in v} | {"proto": v["proto"]}, labelmap)
+        if "state" in v:
+            b.state(v["state"])
+        for key in ("orig_vtag", "reply_vtag"):
+            if key in v:
+                b.vtag(key, v[key])
+        if "role" in v:
+            b.role(v["role"])
+        b.timeout(v["timeout"])
+        if "status" in v:
+            b.status(v["status"], 0)
+        if "mark" in v:
+            b.mark(v["mark"], 0xFFFFFFFF)
+        if "labels" in v:
+            b.labels("labels", v["labels"], labelmap, modify=True)
+        for key in ("snat", "dnat"):
+            if key in v:
+                b.nat(key, *v[key])
+        return b.finish()
+
+
+def _check(given: Mapping[str, object]) -> Dict[str, Any]:
+    v: Dict[str, Any] = {"proto": check_proto("proto", given["proto"])}
+    for key in KEYWORDS:
+        if key not in given:
+            continue
+        value = given[key]
+        if key == "family":
+            v[key] = check_family(key, value)
+        elif key in ("src", "dst", "reply_src", "reply_dst"):
+            v[key] = check_address(key, value)
+        elif key in ("sport", "dport", "reply_sport", "reply_dport"):
+            v[key] = check_port(key, value)
+        elif key in ("srckey", "dstkey", "reply_srckey", "reply_dstkey"):
+            v[key] = check_u16(key, value, "a GRE key")
+        elif key == "state":
+            v[key] = check_state(key, value, v["proto"])
+        elif key == "icmp_id":
+            v[key] = check_u16(key, value, "an ICMP id")
+        elif key in ("icmp_type", "icmp_code"):
+            v[key] = check_int(key, value, 255, "an ICMP type or code")
+        elif key in ("orig_vtag", "reply_vtag"):
+            v[key] = check_u32(key, value, "a verification tag")
+        elif key == "role":
+            v[key] = _check_role(value)
+        elif key == "timeout":
+            v[key] = check_timeout(key, value)
+        elif key == "status":
+            v[key] = check_status(key, value, negation=False)[0]
+        elif key == "mark":
+            v[key] = check_u32(key, value, "a mark")
+        elif key in ("zone", "orig_zone", "reply_zone"):
+            v[key] = check_u16(key, value, "a zone")
+        elif key == "labels":
+            v[key] = check_labels(key, value)
+        elif key in ("snat", "dnat"):
+            v[key] = _check_nat(key, value)
+    check_protocol_options(v, given)
+    if "role" in v and v["proto"] != Proto.DCCP:
+        raise ParameterError(f"role={given['role']!r}: needs proto dccp")
+    _check_complete(v, given)
+    return v
+
+
+def _check_role(value: object) -> int:
+    if isinstance(value, DCCPRole):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(DCCPRole[value.upper()])
+        except KeyError:
+            raise ParameterError(f"role={value!r}: 'client' or 'server'") from None
+    raise TypeError(f"role={value!r}: a role is a DCCPRole or 'client'/'server', not {type(value).__name__}")
+
+
+def _check_nat(key: str, value: object) -> Tuple[Tuple[int, bytes], Optional[int]]:
+    port = None
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ParameterError(f"{key}={value!r}: an address or (address, port)")
+        value, port = value
+        port = check_port(key, port)
+    family, addr, _ = check_address(key, value)
+    return (family, addr), port
+
+
+def _check_complete(v: Mapping[str, Any], given: Mapping[str, object]) -> None:
+    """What conntrack -I needs (its option table's compulsory columns)."""
+    if "timeout" not in v:
+        raise TypeError("FlowSpec needs timeout (seconds)")
+    orig = "src" in v and "dst" in v
+    reply = "reply_src" in v and "reply_dst" in v
+    for a, b in (("src", "dst"), ("reply_src", "reply_dst")):
+        if (a in v) != (b in v):
+            raise TypeError(f"FlowSpec needs both {a} and {b}")
+    if not (orig or reply):
+        raise TypeError("FlowSpec needs src and dst (or reply_src and reply_dst)")
+    proto = v["proto"]
+    pairs = {p: (("sport", "dport"), ("reply_sport", "reply_dport")) for p in PORT_PROTOS}
+    pairs[Proto.GRE] = (("srckey", "dstkey"), ("reply_srckey", "reply_dstkey"))
+    if proto in pairs:
+        for a, b in pairs[proto]:
+            if (a in v) != (b in v):
+                raise TypeError(f"FlowSpec needs both {a} and {b}")
+        (o1, o2), (r1, r2) = pairs[proto]
+        if not ((o1 in v) or (r1 in v)):
+            raise TypeError(f"FlowSpec needs {o1} and {o2} (or {r1} and {r2}) for this proto")
+    if proto in (Proto.TCP, Proto.SCTP, Proto.DCCP) and "state" not in v:
+        raise TypeError(f"FlowSpec needs state for proto {Proto(proto).name.lower()}")
+    if proto == Proto.SCTP and not ("orig_vtag" in v and "reply_vtag" in v):
+        raise TypeError("FlowSpec needs orig_vtag and reply_vtag for proto sctp")
+    if proto == Proto.DCCP and "role" not in v:
+        raise TypeError("FlowSpec needs role for proto dccp")
+    if proto in ICMP_PROTOS and not ("icmp_type" in v and "icmp_code" in v):
+        raise TypeError("FlowSpec needs icmp_type and icmp_code")
+    first: Optional[Tuple[str, int]] = ("family", v["family"]) if "family" in v else None
+    for k in ("src", "dst", "reply_src", "reply_dst", "snat", "dnat"):
+        if k not in v:
+            continue
+        fam = v[k][0][0] if k in ("snat", "dnat") else v[k][0]
+        if first is None:
+            first = (k, fam)
+        elif fam != first[1]:
+            raise ParameterError(f"{k}={given[k]!r}: its address family is not the one of {first[0]}="
+                                 f"{given[first[0]]!r}")
+    if first is not None and ((first[1] == Family.IPV6 and proto == Proto.ICMP)
+                              or (first[1] == Family.IPV4 and proto == Proto.ICMPV6)):
+        raise ParameterError(f"proto={given['proto']!r}: icmp is IPv4's, icmpv6 IPv6's")

@@ -1,71 +1,50 @@
-"""The write half of the Python API, behind the Conntrack methods create/add/update/delete/flush/load and
-the expectation ones. Every call is spelled as the conntrack command line it stands for and parsed by
-the CLI's parser, so a keyword means what the option means to conntrack (and is checked the same way).
-"""
+"""The write half of the Python API, behind the Conntrack methods create/add/create_many/update/delete/
+flush and the expectation ones. Every call goes from checked typed values (FlowSpec, Match, Update)
+straight to the template the C layer runs; nothing here reads command-line words."""
 from __future__ import annotations
 
-import os
-import tempfile
-from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Union
+
+from _nfct.flow import Flow
 
 from .errors import ParameterError, from_errno
-from .flowspec import Expectation, ExpectSpec, FlowSpec, WriteResult, option_words
-from .attrs import Attr
-from .template import Cmd, Command
+from .expect import Expectation, ExpectSpec
+from .flowspec import FlowSpec
+from .match import Match
+from .result import Failure, WriteResult
+from .template import Cmd
+from .values import check_family
 
 if TYPE_CHECKING:
-    from _nfct.flow import Flow
-    from .cli.load import LoadResult
-
-FlowLike = Union[FlowSpec, "Flow", Mapping[str, Any]]
-Source = Union[str, "os.PathLike[str]", bytes, Iterable[Union[str, bytes]]]
-
-#: -U values: keyword -> option (the filters of update() are the dump() keywords)
-_UPDATE_VALUES = {"mark": "--mark", "timeout": "--timeout", "status": "--status", "secmark": "--secmark",
-                  "add_labels": "--label-add", "del_labels": "--label-del"}
+    from .conntrack import Conntrack
+    from .update import Update
 
 
-def parse_argv(argv: Sequence[str], labelmap: Optional[str]) -> Command:
-    from .cli.errors import UsageError
-    from .cli.parse import parse
-    try:
-        return parse(list(argv), connlabel_conf=labelmap, warn=_ignore)
-    except UsageError as e:
-        raise ParameterError(e.message) from None
-
-
-def _ignore(message: str) -> None:
-    """No stderr in the API: parse warnings are dropped (errors still raise)."""
-
-
-def _is_flow(obj: Any) -> bool:
-    from _nfct.flow import Flow
-    return isinstance(obj, Flow)
-
-
-def spec_command(spec: Optional[FlowLike], fields: Mapping[str, Any], add: bool, labelmap: Optional[str]) -> Command:
+def _spec(spec: object, fields: Mapping[str, Any], what: str) -> FlowSpec:
     if spec is None:
-        spec = FlowSpec.from_fields(fields)
-    elif fields:
-        raise TypeError("give a FlowSpec or keyword fields, not both")
-    elif isinstance(spec, Mapping):
-        spec = FlowSpec.from_fields(spec)
-    return parse_argv(spec.argv("-A" if add else "-I"), labelmap)
+        return FlowSpec.from_fields(fields)
+    if fields:
+        raise TypeError(f"{what}: give a FlowSpec or keywords, not both")
+    if not isinstance(spec, FlowSpec):
+        raise TypeError(f"{what} takes a FlowSpec, a Flow or FlowSpec's keywords, not {type(spec).__name__}")
+    return spec
 
 
-def create(nsfd: int, labelmap: Optional[str], spec: Optional[FlowLike], fields: Mapping[str, Any],
-           add: bool) -> bool:
-    """One entry; True when it was created (False: -A found it there already). Raises NfctExists for
-    a create of an existing entry, and the other NfctErrors."""
+def create(nsfd: int, ct: "Conntrack", spec: object, fields: Mapping[str, Any], add: bool) -> bool:
+    """One entry; True when it was created (False: add() found it there already). Raises NfctExists
+    for a create of an existing entry, and the other NfctErrors."""
     from _nfct import write
     from .errors import NfctExists
+    what = "add()" if add else "create()"
     try:
-        if spec is not None and _is_flow(spec):
+        if isinstance(spec, Flow):
             if fields:
-                raise TypeError("give a Flow or keyword fields, not both")
+                raise TypeError(f"{what}: give a Flow or keywords, not both")
             write.create_flow(nsfd, spec)
         else:
-            write.create(nsfd, spec_command(spec, fields, add, labelmap))
+            s = _spec(spec, fields, what)
+            labels = ct.labelmap() if "labels" in s.fields else None
+            write.create(nsfd, s.command(add, labels))
     except NfctExists:
         if add:
             return False
@@ -73,118 +52,120 @@ def create(nsfd: int, labelmap: Optional[str], spec: Optional[FlowLike], fields:
     return True
 
 
-def create_many(nsfd: int, labelmap: Optional[str], specs: Iterable[FlowLike], exist_ok: bool) -> WriteResult:
-    """Pipelined creates; every refusal is reported (as (item index, errno) pairs in ``failures``)."""
+def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: bool) -> WriteResult:
+    """Pipelined creates; every refusal is reported as Failure(errno, index of the item)."""
     from _nfct.load import Loader, _Stop
+    if isinstance(specs, (FlowSpec, Flow, str, bytes)):
+        raise TypeError("create_many() takes an iterable of FlowSpecs or Flows")
     loader = Loader(-1, None, nsfd=nsfd, run=True)
     loader.keep_going = True
+    labels = None
     try:
-        for spec in specs:
-            if _is_flow(spec):
+        for i, spec in enumerate(specs):
+            if isinstance(spec, Flow):
                 loader.queue_flow(spec, exist_ok)
+            elif isinstance(spec, FlowSpec):
+                if labels is None and "labels" in spec.fields:
+                    labels = ct.labelmap()
+                loader.queue_command(spec.command(exist_ok, labels))
             else:
-                loader.queue_command(spec_command(spec, {}, exist_ok, labelmap))
+                raise TypeError(f"create_many() item {i}: a FlowSpec or a Flow, not {type(spec).__name__}")
         loader.sync()
     except _Stop:
         raise from_errno(loader.fail_errno, f"item {loader.fail_line - 1}") from None
     finally:
         loader.close()
-    return WriteResult(loader.created, failures=[(i - 1, e) for i, e in loader.failures])
+    return WriteResult(loader.created, failures=[Failure(e, i - 1) for i, e in loader.failures])
 
 
-def _targets(target: Any) -> Optional[List["Flow"]]:
-    if target is None:
+def _targets(target: Any, what: str) -> Optional[List[Flow]]:
+    if target is None or isinstance(target, Match):
         return None
-    flows = [target] if _is_flow(target) else list(target)
-    if not all(_is_flow(f) for f in flows):
-        raise TypeError("update()/delete() take a Flow, a list of Flows, or keyword filters")
+    if isinstance(target, Flow):
+        return [target]
+    if isinstance(target, (str, bytes, Mapping)):
+        raise TypeError(f"{what} takes a Match, a Flow, Flows or keywords, not {type(target).__name__}")
+    try:
+        flows = list(target)
+    except TypeError:
+        raise TypeError(f"{what} takes a Match, a Flow, Flows or keywords, not {type(target).__name__}") from None
+    for f in flows:
+        if not isinstance(f, Flow):
+            raise TypeError(f"{what} takes Flows, not {type(f).__name__}")
     return flows
 
 
-def modify(nsfd: int, labelmap: Optional[str], update: bool, target: Any, values: Mapping[str, Any],
+def modify(nsfd: int, ct: "Conntrack", update: bool, target: Any, values: Optional["Update"],
            filters: Mapping[str, Any], collect: bool) -> WriteResult:
-    """-U / -D over the entries the filters select, or over the given Flows."""
+    """-U / -D over the entries a Match selects, or over the given Flows."""
     from _nfct.modify import modify as modify_entries
-    from .conntrack import filter_argv
-    flows = _targets(target)
-    if flows is not None and filters:
-        raise TypeError("give Flows or keyword filters, not both")
-    argv = filter_argv("-U" if update else "-D", filters)
-    for key, value in values.items():
-        if key == "del_labels" and value is True:
-            argv.append("--label-del")       # all labels
-            continue
-        argv += option_words(key, _UPDATE_VALUES[key], value)
-    cmd = parse_argv(argv, labelmap)
-    r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
-    return WriteResult(r.count, r.failures, r.vanished, r.unchanged, r.flows if collect else None)
-
-
-def flush(nsfd: int, table: str, family: Optional[str]) -> None:
-    from _nfct import write
-    fam = {None: 0, "ipv4": 2, "ipv6": 10}.get(family)
-    if fam is None:
-        raise ParameterError(f"unknown family {family!r}; ipv4 or ipv6")
-    if table == "conntrack":
-        write.flush(nsfd, fam)
-    elif table == "expect":
-        write.expect_flush(nsfd, fam or 2)
+    from .builder import Builder
+    what = "update()" if update else "delete()"
+    flows = _targets(target, what)
+    if target is not None and filters:
+        raise TypeError(f"{what}: give a Match or Flows, or keywords, not both")
+    if isinstance(target, Match):
+        m = target
+    elif flows is None:
+        if not filters:
+            raise TypeError(f"{what} needs a Match, Flows or filter keywords; to select every entry, "
+                            f"pass Match() explicitly")
+        m = Match(**filters)
     else:
-        raise ParameterError(f"unknown table {table!r}; conntrack or expect")
-
-
-def load(nsfd: int, labelmap: Optional[str], source: Source) -> "LoadResult":
-    """A -R file (a path) or its lines (an iterable of str/bytes), as ``conntrack -R`` runs it."""
-    from .cli.errors import UsageError
-    from .cli.load import LoadAborted, LoadFailed, run_file
-    spool = None
-    if isinstance(source, (str, bytes, os.PathLike)):
-        path = source
-    else:
-        spool = tempfile.NamedTemporaryFile(prefix="pynfct-load-")
-        for line in source:
-            data = line.encode() if isinstance(line, str) else bytes(line)
-            spool.write(data if data.endswith(b"\n") else data + b"\n")
-        spool.flush()
-        path = spool.name
+        m = Match()
+    command = Cmd.CT_UPDATE if update else Cmd.CT_DELETE
+    m.check_for(command, what=what)        # update: no mark/status/state filters
+    b = Builder(command)
+    need_labels = "labels" in m.keys() or (values is not None and bool({"add_labels", "del_labels"} & set(values.fields)))
+    labels = ct.labelmap() if need_labels else None
+    m.fill(b, labels)
+    if values is not None:
+        values.fill(b, labels)
+    cmd = b.finish()
     try:
-        return run_file(path, "pynfct", out_fd=-1, nsfd=nsfd, warn=_ignore, connlabel_conf=labelmap,
-                        cli=False)
-    except UsageError as e:
-        raise ParameterError(e.message) from None
-    except LoadFailed as e:
-        raise from_errno(e.errno, f"line {e.lineno}") from None
-    except LoadAborted:
-        raise ParameterError("a -D line of the file failed") from None
-    finally:
-        if spool is not None:
-            spool.close()
+        r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
+    except KeyboardInterrupt as e:
+        partial = getattr(e, "partial", None)
+        if partial is not None:
+            e.result = WriteResult(partial.count, [Failure(x) for x in partial.failures],  # type: ignore[attr-defined]
+                                   partial.vanished, partial.unchanged,
+                                   partial.flows if collect else None, interrupted=True)
+        raise
+    return WriteResult(r.count, [Failure(x) for x in r.failures], r.vanished, r.unchanged,
+                       r.flows if collect else None)
 
 
-def expectations(nsfd: int, family: Optional[str]) -> List[Expectation]:
+def flush(nsfd: int, table: str) -> None:
+    from _nfct import write
+    if table == "conntrack":
+        write.flush(nsfd, 0)
+    elif table == "expect":
+        write.expect_flush(nsfd, 2)
+    else:
+        raise ParameterError(f"table={table!r}: conntrack or expect")
+
+
+def expectations(nsfd: int, family: object) -> List[Expectation]:
     from _nfct import query
-    fam = {None: 0, "ipv4": 2, "ipv6": 10}.get(family)
-    if fam is None:
-        raise ParameterError(f"unknown family {family!r}; ipv4 or ipv6")
+    fam = 0 if family is None else int(check_family("family", family))
     return [Expectation.from_record(r) for r in query.expectation_records(nsfd, fam)]
 
 
-def create_expect(nsfd: int, labelmap: Optional[str], spec: Optional[ExpectSpec], fields: Mapping[str, Any]) -> None:
+def create_expect(nsfd: int, spec: ExpectSpec) -> None:
     from _nfct import write
-    if spec is None:
-        spec = ExpectSpec(**fields)
-    elif fields:
-        raise TypeError("give an ExpectSpec or keyword fields, not both")
-    cmd = parse_argv(spec.argv(), labelmap)
-    # conntrack's tuple port options store the port's first byte as the expected protocol (a bug the
-    # command line keeps for compatibility); the API gives the expectation the protocol it names.
-    cmd.tmpl.exptuple[Attr.ORIG_L4PROTO] = cmd.protonum
-    write.expect_create(nsfd, cmd)
+    if not isinstance(spec, ExpectSpec):
+        raise TypeError(f"create_expect() takes an ExpectSpec, not {type(spec).__name__}")
+    write.expect_create(nsfd, spec.command())
 
 
-def delete_expect(nsfd: int, expectation: Union[Expectation, "Flow"]) -> None:
+def delete_expect(nsfd: int, expectation: Union[Expectation, Flow]) -> None:
     from _nfct import write
-    expected = expectation.tuple if isinstance(expectation, Expectation) else expectation
+    if isinstance(expectation, Expectation):
+        expected = expectation.tuple
+    elif isinstance(expectation, Flow):
+        expected = expectation
+    else:
+        raise TypeError(f"delete_expect() takes an Expectation or a Flow, not {type(expectation).__name__}")
     if expected is None:
         raise ParameterError("the expectation has no expected tuple")
     write.expect_delete_flow(nsfd, expected)

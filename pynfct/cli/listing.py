@@ -4,9 +4,18 @@ Each takes the parsed Command and returns the counter conntrack's summary line r
 """
 from __future__ import annotations
 
+import os
+
 from ..template import Cmd, Command, Opt, Out, Table
 from ..errors import NfctError
 from .io import Failure, err, out
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _nfct.filter import Filter
+    from _nfct.format import Format
+
+AF_INET, AF_INET6 = 2, 10
 
 
 def _labelmap(cmd: Command):
@@ -32,7 +41,6 @@ def list_(cmd: Command) -> int:
     from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO
     from _nfct.filter import Filter
     from _nfct.format import Format
-    from ..conntrack import write_flows
 
     precommand_check(cmd)
     if cmd.table in (Table.DYING, Table.UNCONFIRMED):
@@ -43,6 +51,34 @@ def list_(cmd: Command) -> int:
         filt = Filter(cmd, True)
     fmt = Format(cmd.output, _labelmap_for(cmd))
     return write_flows(-1, msg, cmd.family, filt, 1, fmt)
+
+
+def write_flows(nsfd: int, msg: int, family: int, filt: "Filter", fd: int, fmt: "Format") -> int:
+    """Write one dump as text to fd; returns the number of entries written. Filtered in the kernel as
+    far as it can without changing conntrack's order (as pynfct.conntrack.iter_flows)."""
+    from _nfct.dump import Dump, SPLIT_BATCHES
+    from _nfct.query import format_flows
+    if not filt.split_families:
+        return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
+    d6 = Dump(nsfd, msg, AF_INET6, filt, True, batches=SPLIT_BATCHES)
+    d4 = Dump(nsfd, msg, AF_INET, filt, True, batches=SPLIT_BATCHES)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        return d4.to_fd(fd, fmt)
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        flows = [first6]
+        flows.extend(d6)
+        data = fmt.header + format_flows(flows, fmt) + fmt.footer
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return len(flows)
+    d6.close()
+    filt.kernel_tuple = False
+    return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
 
 
 def get(cmd: Command) -> int:

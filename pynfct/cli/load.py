@@ -16,7 +16,10 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional, Union
+    from typing import Callable, Iterable, List, Optional, Union
+
+    from ..conntrack import Conntrack
+    from ..result import WriteResult
 
 from ..errors import NfctError
 from ..record import Factory, Record
@@ -272,3 +275,39 @@ def _run_line(cmd, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_o
         result.deleted += int(counted)
         if counted.failures and stop_on_delete_failure:
             raise LoadAborted()
+
+
+def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[Union[str, bytes]]]") -> "WriteResult":
+    """Run a ``conntrack -R`` file on a :class:`pynfct.Conntrack`'s table: a path, or an iterable of its
+    lines. A -R file is conntrack command lines, so it is read by this (the command line's) parser,
+    with conntrack's rules: every line is checked first (ParameterError, nothing done); then they run
+    in order and the first failing one raises (NfctError; the creates pipelined after it are undone).
+    Returns a WriteResult: entries created, updated and deleted, and the Failures of -U/-D lines."""
+    import tempfile
+    from ..errors import ParameterError, from_errno
+    from ..result import Failure, WriteResult
+    spool = None
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path: Union[str, bytes] = os.fsencode(source)
+    else:
+        spool = tempfile.NamedTemporaryFile(prefix="pynfct-load-")
+        for line in source:
+            if not isinstance(line, (str, bytes)):
+                raise TypeError(f"load() takes lines as str or bytes, not {type(line).__name__}")
+            data = line.encode() if isinstance(line, str) else bytes(line)
+            spool.write(data if data.endswith(b"\n") else data + b"\n")
+        spool.flush()
+        path = spool.name
+    try:
+        r = run_file(path, "pynfct", out_fd=-1, nsfd=ct._fd(), warn=_ignore,
+                     connlabel_conf=ct._labelmap_path, cli=False)
+    except UsageError as e:
+        raise ParameterError(e.message) from None
+    except LoadFailed as e:
+        raise from_errno(e.errno, f"line {e.lineno}") from None
+    except LoadAborted:
+        raise ParameterError("a -D line of the file failed") from None
+    finally:
+        if spool is not None:
+            spool.close()
+    return WriteResult(r.created + r.updated + r.deleted, [Failure(e) for e in r.failures])

@@ -43,7 +43,7 @@ def test_dump_is_conntrack_list(ct, filled_ns):
     (dict(zone=9), ["-w", "9"]),
     (dict(reply_zone=3), ["--reply-zone", "3"]),
     (dict(snat=True), ["--src-nat"]),
-    (dict(dnat="10.0.0.2:8080"), ["--dst-nat", "10.0.0.2:8080"]),
+    (dict(dnat=("10.0.0.2", 8080)), ["--dst-nat", "10.0.0.2:8080"]),
     (dict(labels=["pynfct-l1"]), ["-l", "pynfct-l1"]),
     (dict(proto="icmp", icmp_type=8), ["-p", "icmp", "--icmp-type", "8"]),
     (dict(proto="tcp", state="ESTABLISHED", reply_sport=8080), ["-p", "tcp", "--state", "ESTABLISHED",
@@ -123,11 +123,14 @@ def test_count_and_stats(ct, filled_ns):
     assert all("found" in row and "invalid" in row for _, row in rows)
 
 
-def test_other_tables(ct):
-    assert list(ct.dump("unconfirmed")) == []
-    assert isinstance(list(ct.dump("dying")), list)
-    with pytest.raises(pynfct.ParameterError):
-        ct.dump("nosuchtable")
+def test_other_tables(ct, filled_ns):
+    for table in ("dying", "unconfirmed"):
+        expected = _conntrack(filled_ns, "-L", table)
+        assert_same(expected, _lines(ct.dump(table=table)), check_stderr=False)
+    with pytest.raises(pynfct.ParameterError, match="table='nosuchtable'"):
+        ct.dump(table="nosuchtable")
+    with pytest.raises(pynfct.ParameterError, match="expectations"):
+        ct.dump(table="expect")
 
 
 def test_netns_as_path_and_fd(filled_ns, ct):
@@ -200,17 +203,16 @@ def test_no_permission_message(filled_ns):
     assert_same(ct_r, py_r)
 
 
-def test_dump_expect_table(netns):
-    """dump(table="expect") lists what conntrack -L expect -f ipv4/ipv6 lists, as Expectation objects."""
+def test_expectations(netns):
+    """expectations() lists what conntrack -L expect -f ipv4/ipv6 lists, as Expectation objects."""
     from test_write import ftp_fill
     ftp_fill(netns)
     with pynfct.Conntrack(netns.name) as c:
-        exps = list(c.dump("expect"))
+        exps = c.expectations()
         assert sorted(e.family for e in exps) == ["ipv4", "ipv6"]
-        for fam in ("ipv4", "ipv6"):
-            lines = run(netns, ["conntrack", "-L", "expect", "-f", fam]).stdout.splitlines()
-            got = list(c.dump("expect", family=fam))
+        for fam in ("ipv4", pynfct.Family.IPV6):
+            name = "ipv6" if fam == pynfct.Family.IPV6 else fam
+            lines = run(netns, ["conntrack", "-L", "expect", "-f", name]).stdout.splitlines()
+            got = c.expectations(fam)
             assert len(got) == len(lines) == 1
             assert f"dport={got[0].tuple.orig.dport}".encode() in lines[0]
-        with pytest.raises(pynfct.ParameterError):
-            c.dump("expect", proto="tcp")

@@ -520,8 +520,12 @@ def test_event_mask_words(netns):
     assert parse_mask(["DESTROY", EventType.NEW]) == EventType.NEW | EventType.DESTROY
     with pytest.raises(pynfct.ParameterError):
         parse_mask("BOGUS")
-    with pytest.raises(pynfct.ParameterError):
+    with pytest.raises(TypeError, match="mask_src"):
         pynfct.Conntrack(netns.name).events(mask_src="255.0.0.0")
+    with pytest.raises(TypeError, match="bool"):
+        parse_mask(True)
+    with pytest.raises(pynfct.ParameterError, match="status="):
+        pynfct.Conntrack(netns.name).events(status="!ASSURED")
 
 
 # --------------------------------------------------------------------------------------------------

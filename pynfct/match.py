@@ -1,0 +1,316 @@
+"""What selects entries: :class:`Match`, the filter of ``dump()``, ``get()``, ``delete()``, ``update()``
+and ``events()``.
+
+>>> Match(proto="tcp", dport=443, dst="10.0.0.0/8", status=Status.ASSURED)
+
+Every keyword is checked when the Match is built (see :mod:`pynfct.values`). Leaving a keyword out means
+"any"; giving it as ``None`` is a ``TypeError``, so a variable that is unexpectedly None never widens a
+delete or an update. The keywords read like conntrack's options:
+
+===================  =====================================================  ====================
+keyword              value                                                  conntrack
+===================  =====================================================  ====================
+family               Family, socket.AF_INET/AF_INET6, "ipv4"/"ipv6"         -f
+proto                Proto, socket.IPPROTO_*, 0-255, or a name              -p
+src, dst             address, or network ("10.0.0.0/8", ip_network)         -s, -d (with a mask)
+reply_src, reply_dst address                                                -r, -q
+sport, dport         0-65535 (tcp, udp, udplite, sctp, dccp)                --sport, --dport
+reply_sport/_dport   0-65535                                                --reply-port-src/dst
+srckey, dstkey, ...  0-65535 (gre; also reply_srckey, reply_dstkey)         --srckey, --dstkey
+state                TCPState/SCTPState/DCCPState or its name               --state
+icmp_type/_code/_id  0-255, 0-255, 0-65535 (icmp and icmpv6)                --icmp-type ...
+mark                 int, Mark(value, mask) or (value, mask)                -m
+status               Status flags, names, or a list; "!NAME": must be clear -u
+zone, orig_zone, ... 0-65535 (also reply_zone)                              -w, --orig-zone ...
+secmark, id          0-2**32-1                                              -c, -i
+snat, dnat, any_nat  True (NATed), an IPv4 address, or (address, port)      --src-nat ...
+labels               label names (the handle's label map) or bits 0-127     -l
+===================  =====================================================  ====================
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Tuple
+
+from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
+from .errors import ParameterError
+from .template import Cmd, Command, Table
+from .values import (Family, Proto, check_address, check_family, check_int, check_labels, check_mark,
+                     check_nat, check_port, check_proto, check_state, check_status, check_u16, check_u32)
+
+if TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack
+
+    from _nfct.format import LabelMap
+    from .status import Status
+    from .values import (Address, FamilyLike, LabelsLike, MarkLike, NatLike, Network, ProtoLike,
+                         StatusLike, DCCPState, SCTPState, TCPState)
+
+    class MatchFields(TypedDict, total=False):
+        """The keywords of a Match (and of the calls that take its keywords)."""
+
+        family: FamilyLike
+        proto: ProtoLike
+        src: Network
+        dst: Network
+        reply_src: Address
+        reply_dst: Address
+        sport: int
+        dport: int
+        reply_sport: int
+        reply_dport: int
+        srckey: int
+        dstkey: int
+        reply_srckey: int
+        reply_dstkey: int
+        state: TCPState | SCTPState | DCCPState | str
+        icmp_type: int
+        icmp_code: int
+        icmp_id: int
+        mark: MarkLike
+        status: StatusLike
+        zone: int
+        orig_zone: int
+        reply_zone: int
+        secmark: int
+        id: int
+        snat: NatLike
+        dnat: NatLike
+        any_nat: NatLike
+        labels: LabelsLike
+
+__all__ = ["Match"]
+
+_ADDRESSES = ("src", "dst", "reply_src", "reply_dst")
+_PORTS = ("sport", "dport", "reply_sport", "reply_dport")
+_KEYS = ("srckey", "dstkey", "reply_srckey", "reply_dstkey")
+_ICMP = ("icmp_type", "icmp_code", "icmp_id")
+# conntrack -L/-D/-E take no --orig-vtag/--reply-vtag (nfct_cmp does not compare them): FlowSpec only
+_VTAGS = ("orig_vtag", "reply_vtag")
+_ZONES = ("zone", "orig_zone", "reply_zone")
+_NATS = ("snat", "dnat", "any_nat")
+
+#: every keyword, in the order they are applied (conntrack's natural order: addresses, protocol, the
+#: protocol's options, the rest)
+KEYWORDS: Tuple[str, ...] = (("family",) + _ADDRESSES + ("proto",) + _PORTS + _KEYS + ("state",) + _ICMP
+                             + ("status", "mark") + _ZONES + ("secmark", "id") + _NATS + ("labels",))
+
+# Keywords conntrack -U does not select by (its -m, -u, -t are values to set): update() refuses them
+# as filters instead of ignoring them, which would widen the update.
+_NOT_FOR_UPDATE = frozenset(("mark", "status", "state", "secmark"))
+# get() names one entry by its tuple (and zone)
+_FOR_GET = frozenset(("family", "proto") + _ADDRESSES + _PORTS + _KEYS + _ICMP + _ZONES)
+
+
+class Match:
+    """A checked selection of conntrack entries; see the module doc for the keywords.
+
+    Build it once and pass it to ``dump()``, ``delete()``, ``update()``, ``events()`` or ``get()``, or
+    pass the same keywords to those calls directly. Matches are immutable and compare by value.
+    """
+
+    __slots__ = ("_given", "_v")
+    _given: Dict[str, object]
+    _v: Dict[str, Any]
+
+    def __init__(self, **fields: Unpack[MatchFields]) -> None:
+        given: Dict[str, object] = dict(fields)
+        unknown = set(given) - set(KEYWORDS)
+        if unknown:
+            raise TypeError(f"Match() got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(KEYWORDS)}")
+        for key, value in given.items():
+            if value is None:
+                raise TypeError(f"{key}=None: leave the keyword out to match any {key}")
+        object.__setattr__(self, "_given", given)
+        object.__setattr__(self, "_v", _check(given))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Match is immutable")
+
+    def __repr__(self) -> str:
+        return f"Match({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return self._v == other._v
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._v.items())))
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (self._given,))
+
+    @property
+    def fields(self) -> Mapping[str, object]:
+        """The keywords as given."""
+        return dict(self._given)
+
+    def keys(self) -> FrozenSet[str]:
+        return frozenset(self._v)
+
+    def check_for(self, command: Cmd, table: Table = Table.CONNTRACK, what: str = "dump()") -> None:
+        """Whether this selection means something to one command (CT_LIST, CT_DELETE, CT_UPDATE,
+        CT_GET, CT_EVENT); ``what`` names the call in messages."""
+        v = self._v
+        if command == Cmd.CT_UPDATE:
+            bad = sorted(_NOT_FOR_UPDATE & set(v))
+            if bad:
+                raise TypeError(f"{what} cannot select by {', '.join(bad)} (conntrack -U does not)")
+        if command == Cmd.CT_GET:
+            bad = sorted(set(v) - _FOR_GET)
+            if bad:
+                raise TypeError(f"{what} names one entry by its tuple; it takes no {', '.join(bad)}")
+            _check_tuple(v, what)
+        negated = v.get("status", (0, 0))[1]
+        if negated and (command == Cmd.CT_EVENT or table in (Table.DYING, Table.UNCONFIRMED)):
+            raise ParameterError(f"status={self._given['status']!r}: '!' (must not be set) is checked by "
+                                 f"the kernel's dump filter, which {what} does not have")
+
+    def command(self, command: Cmd, labelmap: Optional["LabelMap"] = None, *,
+                table: Table = Table.CONNTRACK, what: str = "dump()") -> Command:
+        """The typed template of this selection for one command (see check_for)."""
+        self.check_for(command, table, what)
+        return build(command, self._v, labelmap, table)
+
+    def fill(self, b: Builder, labelmap: Optional["LabelMap"]) -> None:
+        """Add this selection to a Builder (before the values of an update)."""
+        fill(b, self._v, labelmap)
+
+
+def _rebuild(given: Dict[str, Any]) -> Match:
+    return Match(**given)
+
+
+def _check(given: Mapping[str, object]) -> Dict[str, Any]:
+    """Each keyword checked on its own, then those that depend on the protocol."""
+    v: Dict[str, Any] = {}
+    for key in KEYWORDS:
+        if key not in given:
+            continue
+        value = given[key]
+        if key == "family":
+            v[key] = check_family(key, value)
+        elif key in _ADDRESSES:
+            v[key] = check_address(key, value, network=key in ("src", "dst"))
+        elif key == "proto":
+            v[key] = check_proto(key, value)
+        elif key in _PORTS:
+            v[key] = check_port(key, value)
+        elif key in _KEYS:
+            v[key] = check_u16(key, value, "a GRE key")
+        elif key == "state":
+            v[key] = check_state(key, value, v.get("proto"))
+        elif key == "icmp_id":
+            v[key] = check_u16(key, value, "an ICMP id")
+        elif key in _ICMP:
+            v[key] = check_int(key, value, 255, "an ICMP type or code")
+        elif key in _VTAGS:
+            v[key] = check_u32(key, value, "a verification tag")
+        elif key == "status":
+            on, off = check_status(key, value, negation=True)
+            if not on and not off:
+                raise ParameterError(f"status={value!r}: selects nothing in particular; leave it out")
+            v[key] = (on, off)
+        elif key == "mark":
+            v[key] = check_mark(key, value)
+        elif key in _ZONES:
+            v[key] = check_u16(key, value, "a zone")
+        elif key in ("secmark", "id"):
+            v[key] = check_u32(key, value, f"a {key}")
+        elif key in _NATS:
+            v[key] = check_nat(key, value)
+        elif key == "labels":
+            v[key] = check_labels(key, value)
+    check_protocol_options(v, given)
+    if "any_nat" in v and ("snat" in v or "dnat" in v):
+        raise ParameterError("any_nat: give it alone, or snat/dnat")
+    return v
+
+
+def check_protocol_options(v: Mapping[str, Any], given: Mapping[str, object]) -> None:
+    """Options that only exist for some protocols need that protocol."""
+    proto = v.get("proto")
+    for keys, protos, name in ((_PORTS, PORT_PROTOS, "tcp, udp, udplite, sctp or dccp"),
+                               (_KEYS, frozenset((Proto.GRE,)), "gre"),
+                               (_ICMP, ICMP_PROTOS, "icmp or icmpv6"),
+                               (_VTAGS, frozenset((Proto.SCTP,)), "sctp")):
+        for key in keys:
+            if key in v and proto not in protos:
+                why = "no proto was given" if proto is None else f"proto is {_proto_name(proto)}"
+                raise ParameterError(f"{key}={given[key]!r}: needs proto {name} ({why})")
+    family = v.get("family")
+    if family is not None and proto is not None:
+        if (proto == Proto.ICMP and family == Family.IPV6) or (proto == Proto.ICMPV6 and family == Family.IPV4):
+            raise ParameterError(f"proto={given['proto']!r} does not exist in family {Family(family).name}")
+
+
+def _proto_name(proto: int) -> str:
+    try:
+        return Proto(proto).name.lower()
+    except ValueError:
+        return str(proto)
+
+
+def _check_tuple(v: Mapping[str, Any], what: str) -> None:
+    """get() needs the protocol and one whole direction, as conntrack -G does."""
+    if "proto" not in v:
+        raise TypeError(f"{what} needs proto")
+    orig = "src" in v and "dst" in v
+    reply = "reply_src" in v and "reply_dst" in v
+    if not (orig or reply):
+        raise TypeError(f"{what} needs src and dst (or reply_src and reply_dst)")
+    for key in ("src", "dst"):
+        if key in v and v[key][2] != (32 if v[key][0] == Family.IPV4 else 128):
+            raise ParameterError(f"{key}: {what} takes an address, not a network")
+    proto = v["proto"]
+    pairs = {p: (("sport", "dport"), ("reply_sport", "reply_dport")) for p in PORT_PROTOS}
+    pairs[Proto.GRE] = (("srckey", "dstkey"), ("reply_srckey", "reply_dstkey"))
+    if proto in pairs:
+        o, r = pairs[proto]
+        if not ((orig and all(k in v for k in o)) or (reply and all(k in v for k in r))):
+            raise TypeError(f"{what} needs {o[0]} and {o[1]} (or {r[0]} and {r[1]}) for proto {_proto_name(proto)}")
+    if proto in ICMP_PROTOS and not ("icmp_type" in v and "icmp_code" in v):
+        raise TypeError(f"{what} needs icmp_type and icmp_code")
+
+
+def build(command: Cmd, v: Mapping[str, Any], labelmap: Optional["LabelMap"],
+          table: Table = Table.CONNTRACK) -> Command:
+    """The Command of checked values."""
+    b = Builder(command, table)
+    fill(b, v, labelmap)
+    return b.finish()
+
+
+def fill(b: Builder, v: Mapping[str, Any], labelmap: Optional["LabelMap"]) -> None:
+    """Add checked values to a Builder, in KEYWORDS order."""
+    for key in KEYWORDS:
+        if key not in v:
+            continue
+        value = v[key]
+        if key == "family":
+            b.family_option(value)
+        elif key in _ADDRESSES:
+            b.address(key, *value)
+        elif key == "proto":
+            b.proto(value)
+        elif key in _PORTS or key in _KEYS:
+            b.port(key, value)
+        elif key == "state":
+            b.state(value)
+        elif key in _ICMP:
+            b.icmp(key, value)
+        elif key in _VTAGS:
+            b.vtag(key, value)
+        elif key == "status":
+            b.status(*value)
+        elif key == "mark":
+            b.mark(*value)
+        elif key in _ZONES:
+            b.zone(key, value)
+        elif key in ("secmark", "id"):
+            b.u32(key, value)
+        elif key in _NATS:
+            b.nat(key, *value)
+        elif key == "labels":
+            b.labels(key, value, labelmap, modify=False)
