@@ -8,18 +8,36 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Tuple
+    from typing import Any, Callable, Dict, Tuple, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_kw):
+        """Tells type checkers that Record subclasses behave like dataclasses; nothing at run time."""
+        return lambda cls: cls
 
 
-class Factory:
+class _Factory:
     """A default made anew for each instance (``dataclasses.field(default_factory=...)``)."""
 
     __slots__ = ("make",)
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], object]) -> None:
         self.make = make
 
 
+if TYPE_CHECKING:
+    def Factory(make: Callable[[], _T]) -> _T:
+        """To a type checker, ``x: List[int] = Factory(list)`` is a default of the field's type, as
+        ``dataclasses.field()`` is typed; at run time it is the _Factory that Record calls."""
+        ...
+else:
+    Factory = _Factory
+
+
+@dataclass_transform()
 class Record:
     """Fields are the class's annotated names, in order, after those of its base classes; a class
     attribute of the same name is the field's default. ``class X(Record, frozen=True)`` makes
@@ -58,7 +76,7 @@ class Record:
                     d = self._defaults[f]
                 except KeyError:
                     raise TypeError(f"{name}() missing argument {f!r}") from None
-                values[f] = d.make() if isinstance(d, Factory) else d
+                values[f] = d.make() if isinstance(d, _Factory) else d
             object.__setattr__(self, f, values[f])
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -72,7 +90,7 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     __hash__ = None  # type: ignore[assignment]   # mutable records are not hashable, as with dataclasses
 
