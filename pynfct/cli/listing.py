@@ -8,8 +8,14 @@ from ..template import Cmd, Command, Opt, Out, Table
 from ..errors import NfctError
 from .io import Failure, err, out
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
-def _labelmap(cmd: Command):
+    from _nfct.format import LabelMap
+
+
+def _labelmap(cmd: Command) -> Optional[LabelMap]:
     from _nfct.format import LabelMap
     try:
         return LabelMap(cmd.labelmap_path)
@@ -19,7 +25,7 @@ def _labelmap(cmd: Command):
         return None
 
 
-def _labelmap_for(cmd: Command):
+def _labelmap_for(cmd: Command) -> Optional[LabelMap]:
     # conntrack loads the label map for -o labels and for any label option, and prints label names
     # whenever it has the map.
     if cmd.output & Out.CL or cmd.options & (Opt.LABEL | Opt.ADD_LABEL | Opt.DEL_LABEL):
