@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Tuple, TypeVar
+    from typing import Callable, Dict, Tuple, TypeVar
 
     from typing_extensions import dataclass_transform
 
@@ -44,10 +44,10 @@ class Record:
     instances read-only (and hashable by value)."""
 
     _fields: Tuple[str, ...] = ()
-    _defaults: Dict[str, Any] = {}
+    _defaults: Dict[str, object] = {}
     _frozen = False
 
-    def __init_subclass__(cls, frozen: bool = False, **kw: Any) -> None:
+    def __init_subclass__(cls, frozen: bool = False, **kw: object) -> None:
         super().__init_subclass__(**kw)
         own = tuple(n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_"))
         cls._fields = tuple(f for f in cls._fields if f not in own) + own
@@ -59,7 +59,7 @@ class Record:
         if cls._frozen:
             cls.__hash__ = Record._hash  # type: ignore[assignment]
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
+    def __init__(self, *args: object, **kw: object) -> None:
         name = type(self).__name__
         if len(args) > len(self._fields):
             raise TypeError(f"{name}() takes {len(self._fields)} arguments, {len(args)} given")
@@ -79,12 +79,12 @@ class Record:
                 values[f] = d.make() if isinstance(d, _Factory) else d
             object.__setattr__(self, f, values[f])
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         if self._frozen:
             raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
         object.__setattr__(self, name, value)
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> Tuple[object, ...]:
         return tuple(getattr(self, f) for f in self._fields)
 
     def __eq__(self, other: object) -> bool:
