@@ -8,28 +8,46 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Tuple
+    from typing import Callable, Dict, Tuple, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_kw):
+        """Tells type checkers that Record subclasses behave like dataclasses; nothing at run time."""
+        return lambda cls: cls
 
 
-class Factory:
+class _Factory:
     """A default made anew for each instance (``dataclasses.field(default_factory=...)``)."""
 
     __slots__ = ("make",)
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], object]) -> None:
         self.make = make
 
 
+if TYPE_CHECKING:
+    def Factory(make: Callable[[], _T]) -> _T:
+        """To a type checker, ``x: List[int] = Factory(list)`` is a default of the field's type, as
+        ``dataclasses.field()`` is typed; at run time it is the _Factory that Record calls."""
+        ...
+else:
+    Factory = _Factory
+
+
+@dataclass_transform()
 class Record:
     """Fields are the class's annotated names, in order, after those of its base classes; a class
     attribute of the same name is the field's default. ``class X(Record, frozen=True)`` makes
     instances read-only (and hashable by value)."""
 
     _fields: Tuple[str, ...] = ()
-    _defaults: Dict[str, Any] = {}
+    _defaults: Dict[str, object] = {}
     _frozen = False
 
-    def __init_subclass__(cls, frozen: bool = False, **kw: Any) -> None:
+    def __init_subclass__(cls, frozen: bool = False, **kw: object) -> None:
         super().__init_subclass__(**kw)
         own = tuple(n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_"))
         cls._fields = tuple(f for f in cls._fields if f not in own) + own
@@ -41,7 +59,7 @@ class Record:
         if cls._frozen:
             cls.__hash__ = Record._hash  # type: ignore[assignment]
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
+    def __init__(self, *args: object, **kw: object) -> None:
         name = type(self).__name__
         if len(args) > len(self._fields):
             raise TypeError(f"{name}() takes {len(self._fields)} arguments, {len(args)} given")
@@ -58,21 +76,21 @@ class Record:
                     d = self._defaults[f]
                 except KeyError:
                     raise TypeError(f"{name}() missing argument {f!r}") from None
-                values[f] = d.make() if isinstance(d, Factory) else d
+                values[f] = d.make() if isinstance(d, _Factory) else d
             object.__setattr__(self, f, values[f])
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         if self._frozen:
             raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
         object.__setattr__(self, name, value)
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> Tuple[object, ...]:
         return tuple(getattr(self, f) for f in self._fields)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     __hash__ = None  # type: ignore[assignment]   # mutable records are not hashable, as with dataclasses
 

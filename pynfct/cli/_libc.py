@@ -12,7 +12,7 @@ import _socket as socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Tuple
+    from typing import List, Optional, Tuple
 
 ULONG_MAX = (1 << 64) - 1
 LONG_MAX = (1 << 63) - 1
@@ -111,7 +111,7 @@ def htonl(v: int) -> int:
 def inet_aton(cp: bytes) -> Optional[bytes]:
     """glibc inet_aton() (trailing characters after a blank are ignored); 4 bytes or None."""
     n = len(cp)
-    parts = []
+    parts: List[int] = []
     i = 0
     c = cp[0] if n else 0
     val = 0

@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 import signal
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Optional
+
 from ..errors import NfctError
 from ..template import Cmd, Command, Opt, Out
 from .errors import PYNFCT_PREFIX as PREFIX
@@ -103,7 +108,7 @@ class _StopOnSignal:
         self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
         self._old_wakeup = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
 
-    def _handler(self, signum, frame) -> None:
+    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
         self.requested = True
 
     def clear(self) -> None:

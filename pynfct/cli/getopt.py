@@ -216,6 +216,7 @@ class Getopt:
     def _process_long_option(self, optstring: bytes, longopts: Sequence[LongOption]) -> int:
         argv = self.argv
         argc = len(argv)
+        assert self._nextchar is not None    # getopt_long() just pointed it after the "--"
         s, pos = self._nextchar
         rest = s[pos:]
         eq = rest.find(b"=")

@@ -12,13 +12,15 @@ from .io import Failure, err, out
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Optional
+
     from _nfct.filter import Filter
-    from _nfct.format import Format
+    from _nfct.format import Format, LabelMap
 
 AF_INET, AF_INET6 = 2, 10
 
 
-def _labelmap(cmd: Command):
+def _labelmap(cmd: Command) -> Optional[LabelMap]:
     from _nfct.format import LabelMap
     try:
         return LabelMap(cmd.labelmap_path)
@@ -28,7 +30,7 @@ def _labelmap(cmd: Command):
         return None
 
 
-def _labelmap_for(cmd: Command):
+def _labelmap_for(cmd: Command) -> Optional[LabelMap]:
     # conntrack loads the label map for -o labels and for any label option, and prints label names
     # whenever it has the map.
     if cmd.output & Out.CL or cmd.options & (Opt.LABEL | Opt.ADD_LABEL | Opt.DEL_LABEL):

@@ -16,10 +16,15 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Iterable, List, Optional, Union
+    from typing import IO, Callable, Iterable, List, Optional, Tuple, Union
 
+    from _nfct.load import Loader
     from ..conntrack import Conntrack
     from ..result import WriteResult
+    from .parse import CliCommand, Warn, _State
+
+    #: what pass 1 finds at the end of the file: the -o flags and the label map path in force
+    Final = Tuple[Out, Optional[str]]
 
 from ..errors import NfctError
 from ..record import Factory, Record
@@ -59,7 +64,7 @@ def _ignore(message: str) -> None:
     """Pass 2 parses lines pass 1 has already parsed: their warnings were printed then."""
 
 
-def run_file(path: Union[str, bytes], prog: str = "pynfct", out_fd: int = 1, nsfd: int = -1,
+def run_file(path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], prog: str = "pynfct", out_fd: int = 1, nsfd: int = -1,
              warn: Optional[Callable[[str], None]] = None, connlabel_conf: Optional[str] = None,
              stop_on_delete_failure: bool = True, cli: bool = True) -> LoadResult:
     """Run a -R file in the namespace of ``nsfd`` (-1: this one); entries -U/-D print go to ``out_fd``
@@ -72,7 +77,7 @@ def run_file(path: Union[str, bytes], prog: str = "pynfct", out_fd: int = 1, nsf
         fd = os.open(b"/dev/stdin" if name == b"-" else name, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         raise UsageError(f"Failed to open file {shown} for reading")
-    spool = None
+    spool: Optional[IO[bytes]] = None
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             return LoadResult()       # fopen() of a directory succeeds and reads nothing
@@ -95,12 +100,13 @@ def _stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-def _check(fd: int, copy_fd: int, progb: bytes, warn, connlabel_conf, loaders: list):
+def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
+           loaders: List[Loader]) -> Final:
     """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
     Returns the -o flags and the label map path in force at the end of the file."""
     from _nfct.load import Loader
     state = _new_state(connlabel_conf, None)
-    bad: List = []
+    bad: List[CliCommand] = []
 
     def check(line: bytes, lineno: int) -> None:
         _fix_handler(state, loader)
@@ -126,11 +132,13 @@ class _Checker(threading.Thread):
     """Pass 1 in a thread of its own, on its own descriptor of the file, while pass 2 runs creates:
     creates can be undone if a later line turns out bad; -U/-D/-F lines wait for the check."""
 
-    def __init__(self, fd: int, progb: bytes, warn, connlabel_conf, on_error) -> None:
+    def __init__(self, fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
+                 on_error: Callable[[], None]) -> None:
         super().__init__(name="pynfct-load-check", daemon=True)
-        self.args = (fd, -1, progb, warn, connlabel_conf, [])
+        self.args: Tuple[int, int, bytes, Warn, Optional[str], List[Loader]] = \
+            (fd, -1, progb, warn, connlabel_conf, [])
         self.on_error = on_error
-        self.result = None
+        self.result: Optional[Final] = None
         self.error: Optional[BaseException] = None
 
     def run(self) -> None:
@@ -140,35 +148,37 @@ class _Checker(threading.Thread):
             self.error = e
             self.on_error()
 
-    def outcome(self):
+    def outcome(self) -> Final:
         self.join()
         if self.error is not None:
             raise _CheckFailed()
+        assert self.result is not None     # run() set either result or error
         return self.result
 
 
-def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, connlabel_conf,
-                stop_on_delete_failure: bool, cli: bool) -> LoadResult:
+def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, nsfd: int, warn: Warn,
+                connlabel_conf: Optional[str], stop_on_delete_failure: bool, cli: bool) -> LoadResult:
     from _nfct.load import Loader, _Stop
-    checker = None
+    checker: Optional[_Checker] = None
+    final: Optional[Final] = None
     if spool is not None:
         # standard input that is no file: check it all first, copying it for pass 2
-        output, labelmap_path = _check(fd, spool.fileno(), progb, warn, connlabel_conf, [])
+        final = _check(fd, spool.fileno(), progb, warn, connlabel_conf, [])
         spool.flush()
         spool.seek(0)
         src = spool.fileno()
     else:
-        output = labelmap_path = None
         src = fd
-    final = {"output": output, "labelmap_path": labelmap_path, "known": spool is not None}
     state = _new_state(connlabel_conf, None)
     result = LoadResult()
 
-    def settle() -> None:
+    def settle() -> Final:
         # the flags in force at the end of the file, once the check has read it all
-        if not final["known"]:
-            final["output"], final["labelmap_path"] = checker.outcome()
-            final["known"] = True
+        nonlocal final
+        if final is None:
+            assert checker is not None       # without a spool the check runs in its thread
+            final = checker.outcome()
+        return final
 
     def run(line: bytes, lineno: int) -> None:
         _fix_handler(state, second)
@@ -180,15 +190,15 @@ def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, conn
         if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
             second.queue_create(cmd)
             return
-        settle()
-        cmd.output = final["output"]
-        if final["labelmap_path"] is not None:
-            cmd.labelmap_path = final["labelmap_path"]
+        output, labelmap_path = settle()
+        cmd.output = output
+        if labelmap_path is not None:
+            cmd.labelmap_path = labelmap_path
         second.sync()
         try:
             _run_line(cmd, result, out_fd, nsfd, cli, stop_on_delete_failure)
         except NfctError as e:
-            raise LoadFailed(e.errno, cmd.command, lineno) from None
+            raise LoadFailed(e.errno or 0, cmd.command, lineno) from None
 
     second = Loader(src, run, nsfd=nsfd, run=True)
     if spool is None:
@@ -223,7 +233,7 @@ def _two_passes(fd: int, spool, progb: bytes, out_fd: int, nsfd: int, warn, conn
     return result
 
 
-def _undo(fd: int, done, progb: bytes, connlabel_conf, nsfd: int) -> None:
+def _undo(fd: int, done: Loader, progb: bytes, connlabel_conf: Optional[str], nsfd: int) -> None:
     """Delete what the creates of a run (`done`, its Loader) made: the same lines again up to where it
     stopped, each create that made an entry sent as a delete."""
     from _nfct.load import Loader
@@ -251,14 +261,14 @@ def _undo(fd: int, done, progb: bytes, connlabel_conf, nsfd: int) -> None:
         os.close(ufd)
 
 
-def _fix_handler(state, loader) -> None:
+def _fix_handler(state: _State, loader: Loader) -> None:
     # conntrack keeps the last -p's protocol handler across lines; the C parser only reads lines with -p
     proto = loader.proto
     if proto is not None:
         state.h = O.PROTOCOL_BY_NAME[proto]
 
 
-def _run_line(cmd, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_on_delete_failure: bool) -> None:
+def _run_line(cmd: CliCommand, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_on_delete_failure: bool) -> None:
     from .write import _after_flush, _modify
     from .summary import FLUSH_MSG
     if cmd.command == Cmd.CT_FLUSH:

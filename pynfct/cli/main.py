@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.status
     except NfctError as e:
         cmd_bits = int(cmd.command) if cmd is not None else 0
-        err(format_error(PREFIX, operation_failed(e.errno, cmd_bits), OTHER_PROBLEM, PROG))
+        err(format_error(PREFIX, operation_failed(e.errno or 0, cmd_bits), OTHER_PROBLEM, PROG))
         return OTHER_PROBLEM
     except BrokenPipeError:
         # The reader went away (`pynfct -L | head`): stop quietly, as a killed-by-SIGPIPE conntrack does.

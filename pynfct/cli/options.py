@@ -21,7 +21,7 @@ from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Mapping, Optional, Sequence, Tuple
+    from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..attrs import Attr
 from ..template import Cmd, Opt, Out
@@ -75,7 +75,9 @@ class OptionSpec(Record, frozen=True):
 
     @property
     def val(self) -> int:
-        return ord(self.short if self.short is not None else self.long_only_val)
+        letter = self.short if self.short is not None else self.long_only_val
+        assert letter is not None, f"option {self.key!r} has neither a short letter nor long_only_val"
+        return ord(letter)
 
     @property
     def column(self) -> Optional[int]:
@@ -94,14 +96,18 @@ _C, _T, _E, _U, _M = Section.COMMANDS, Section.CONNTRACK, Section.EXPECTATION, S
     Section.COMMON
 
 
-def _cmd(key, short, ct, exp, arg=ArgKind.OPTIONAL, help=None):
+def _cmd(key: str, short: str, ct: Cmd, exp: Cmd, arg: ArgKind = ArgKind.OPTIONAL,
+         help: Optional[HelpLine] = None) -> OptionSpec:
     return OptionSpec(key, (key,), short, arg, command=(ct, exp), help=help)
 
 
-def _opt(names, short, opt, optflag, arg=ArgKind.REQUIRED, help=None, **kw):
+def _opt(names: Union[str, Tuple[str, ...]], short: str, opt: Opt, optflag: str,
+         arg: ArgKind = ArgKind.REQUIRED, help: Optional[HelpLine] = None,
+         short_arg: Optional[ArgKind] = None) -> OptionSpec:
     if isinstance(names, str):
         names = (names,)
-    return OptionSpec(names[0], tuple(names), short, arg, opt=opt, optflag=optflag, help=help, **kw)
+    return OptionSpec(names[0], tuple(names), short, arg, short_arg=short_arg, opt=opt, optflag=optflag,
+                      help=help)
 
 
 OPTIONS: Tuple[OptionSpec, ...] = (
@@ -193,6 +199,8 @@ OPTIONS: Tuple[OptionSpec, ...] = (
 
 OPTION_BY_VAL: Dict[int, OptionSpec] = {o.val: o for o in OPTIONS}
 OPTION_BY_KEY: Dict[str, OptionSpec] = {o.key: o for o in OPTIONS}
+#: getopt value -> the Opt bit the option sets (options only, not commands)
+OPT_BY_VAL: Dict[int, Opt] = {o.val: o.opt for o in OPTIONS if o.opt is not None}
 
 
 def _build_optstring() -> str:
@@ -213,10 +221,11 @@ BASE_LONGOPTS: Tuple[LongOption, ...] = tuple(
 
 
 def _optflags() -> Tuple[Optional[str], ...]:
-    flags: list = [None] * NUMBER_OF_OPT
+    flags: List[Optional[str]] = [None] * NUMBER_OF_OPT
     for o in OPTIONS:
-        if o.opt is not None:
-            flags[o.column] = o.optflag
+        column = o.column
+        if column is not None:
+            flags[column] = o.optflag
     flags[LABELMAP_BIT] = OPTION_BY_KEY["labelmap"].optflag
     return tuple(flags)
 
@@ -311,8 +320,8 @@ class ProtoAction(Record, frozen=True):
 
     flag: int
     kind: str
-    target: str = "ct"                       # "ct", "mask" or "exptuple"
-    attr: Optional[Attr] = None
+    target: str                              # "ct", "mask" or "exptuple"
+    attr: Attr
     l4attr: Optional[Attr] = None
     l4value: str = "proto"
 
@@ -328,7 +337,7 @@ class ProtoHandler(Record, frozen=True):
     valid_flags: Optional[Tuple[int, int]]   # coupled flags (sport+dport, reply sport+dport)
     partial_msgs: Optional[Tuple[str, str]]
     help: str
-    states: Tuple[Optional[str], ...] = ()
+    states: Tuple[str, ...] = ()
     final: str = "generic"                   # "generic", "tcp" (also sets the TCP flags), "unknown"
 
     def row(self, command: Cmd) -> str:
@@ -358,7 +367,7 @@ _PORT_MSGS = ("you have to specify `--sport' and `--dport'",
               "you have to specify `--reply-src-port' and `--reply-dst-port'")
 
 
-def _port_actions(v, tuple_l4: str):
+def _port_actions(v: Sequence[int], tuple_l4: str) -> Dict[int, ProtoAction]:
     """The six port options every port-based extension has, plus its two tuple-port options."""
     A = Attr
     return {
@@ -501,7 +510,7 @@ ICMP = _icmp("icmp", IPPROTO_ICMP, "icmp")
 ICMPV6 = _icmp("icmpv6", IPPROTO_ICMPV6, "icmpv6")
 
 
-def _gre_actions():
+def _gre_actions() -> Dict[int, ProtoAction]:
     A = Attr
     return {
         _o("1"): ProtoAction(1 << 0, "key", "ct", A.ORIG_PORT_SRC, A.ORIG_L4PROTO),

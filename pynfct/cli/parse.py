@@ -24,9 +24,13 @@ from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+    from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+    from ..template import AttrValue
 
     Warn = Callable[[str], None]
+    #: a template object: Template.ct, .mask or .exptuple
+    AttrDict = Dict[Attr, AttrValue]
 
 from ..attrs import ATTR_KIND, Attr
 from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
@@ -61,6 +65,13 @@ def _dec(b: bytes) -> str:
     return os.fsdecode(b)
 
 
+def _required(optarg: Optional[bytes]) -> bytes:
+    """The argument of an option that requires one: getopt always hands it over (conntrack reads optarg
+    there without a check)."""
+    assert optarg is not None
+    return optarg
+
+
 class CliCommand(Command):
     """A :class:`Command` as parsed from a command line, plus what only the CLI needs.
 
@@ -91,7 +102,7 @@ def _row_cmd(command: Cmd) -> Cmd:
 _POSIX_SPACE = b" \f\r\t\v"
 
 
-def _fgets(data: bytes, size: int):
+def _fgets(data: bytes, size: int) -> Iterator[bytes]:
     """Split like repeated fgets(buf, size, fp) calls (lines longer than size-1 come in pieces)."""
     i, n = 0, len(data)
     while i < n:
@@ -230,7 +241,7 @@ def _valid_port(s: bytes) -> bool:
 def _split_address_and_port(arg: bytes) -> Tuple[bytes, Optional[bytes]]:
     lb = arg.find(b"[")
     cursor = -1
-    address = None
+    address = b""   # set below wherever cursor ends up >= 0
     if lb >= 0:
         start = lb + 1
         rb = arg.find(b"]", start)
@@ -270,21 +281,20 @@ _OPT2FAMILY_ATTR = {
 _OPT2L3ATTR = {c: Attr.ORIG_L3PROTO for c in "sdgn{}[]"}
 _OPT2L3ATTR.update({"r": Attr.REPL_L3PROTO, "q": Attr.REPL_L3PROTO, "j": Attr.ORIG_IPV4_SRC})
 _OPT2MASKOPT = {"s": "{", "d": "}", "[": "{", "]": "}"}
+_INT_MASK = {"u8": 0xFF, "u16": 0xFFFF, "u32": 0xFFFFFFFF}
 _OPT2ATTR = {"m": Attr.MARK, "c": Attr.SECMARK, "i": Attr.ID, "w": Attr.ZONE, "(": Attr.ORIG_ZONE,
              ")": Attr.REPL_ZONE}
 
 
-def _set_attr(obj: Dict[Attr, object], attr: Attr, value) -> None:
+def _set_attr(obj: AttrDict, attr: Attr, value: Union[int, bytes]) -> None:
     """nfct_set_attr_*(): store what the library would store for this attribute."""
     kind = ATTR_KIND[attr]
-    if kind == "ip4":
+    if isinstance(value, int):
+        mask = _INT_MASK.get(kind)     # u8/u16/u32: the C argument type cuts the value
+        if mask is not None:
+            value &= mask
+    elif kind == "ip4":
         value = bytes(value[:4])
-    elif kind == "u8":
-        value &= 0xFF
-    elif kind == "u16":
-        value &= 0xFFFF
-    elif kind == "u32":
-        value &= 0xFFFFFFFF
     obj[attr] = value
 
 
@@ -316,7 +326,7 @@ class _Parser:
 
     # -- small helpers mirroring conntrack's -----------------------------------------------------
 
-    def _set(self, obj: Dict, attr: Attr, value) -> None:
+    def _set(self, obj: AttrDict, attr: Attr, value: Union[int, bytes]) -> None:
         """nfct_set_attr_u8/u16/u32/nfct_set_attr on a template object."""
         _set_attr(obj, attr, value)
         if ATTR_KIND[attr] == "u8":
@@ -383,7 +393,7 @@ class _Parser:
 
     # -- the -u/-e/-o keyword lists ----------------------------------------------------------------
 
-    def _do_parse_parameter(self, s: bytes, n: int, words) -> Optional[int]:
+    def _do_parse_parameter(self, s: bytes, n: int, words: Sequence[Tuple[bytes, int]]) -> Optional[int]:
         if strncasecmp_prefix(s, b"SRC_NAT", n):
             self.warn("WARNING: ignoring SRC_NAT, use --src-nat instead")
             return 0
@@ -395,7 +405,7 @@ class _Parser:
                 return int(value)
         return None
 
-    def parse_parameter(self, arg: bytes, words) -> int:
+    def parse_parameter(self, arg: bytes, words: Sequence[Tuple[bytes, int]]) -> int:
         value = 0
         pos = 0
         while True:
@@ -455,18 +465,18 @@ class _Parser:
 
     # -- addresses -----------------------------------------------------------------------------------
 
-    def _obj(self, name: str) -> Dict:
+    def _obj(self, name: str) -> AttrDict:
         return {"ct": self.tmpl.ct, "mask": self.tmpl.mask, "exptuple": self.tmpl.exptuple}[name]
 
-    def set_addr_only(self, opt: str, obj: Dict, addr: bytes, family: int) -> None:
+    def set_addr_only(self, opt: str, obj: AttrDict, addr: bytes, family: int) -> None:
         if family == AF_INET:
             self._set(obj, _OPT2FAMILY_ATTR[opt][0], addr)
         elif family == AF_INET6:
             attr = _OPT2FAMILY_ATTR[opt][1]
             self._set(obj, attr, addr if ATTR_KIND[attr] == "ip6" else addr[:4])
 
-    def set_addr_opt(self, opt: str, obj: Dict, addr: bytes, family: int) -> None:
-        self.options |= int(O.OPTION_BY_VAL[ord(opt)].opt)
+    def set_addr_opt(self, opt: str, obj: AttrDict, addr: bytes, family: int) -> None:
+        self.options |= int(O.OPT_BY_VAL[ord(opt)])
         self.set_addr_only(opt, obj, addr, family)
         attr = _OPT2L3ATTR[opt]
         if ATTR_KIND[attr] == "ip4":
@@ -485,7 +495,7 @@ class _Parser:
         else:
             self._set(obj, attr, family)
 
-    def parse_addr_from_opt(self, opt: str, arg: bytes, obj: Dict, maskobj: Optional[Dict]) -> bytes:
+    def parse_addr_from_opt(self, opt: str, arg: bytes, obj: AttrDict, maskobj: Optional[AttrDict]) -> bytes:
         family, addr, mask = _parse_addr(arg)
         if family == AF_UNSPEC:
             raise UsageError(f"Invalid IP address `{_dec(arg)}'")
@@ -532,6 +542,7 @@ class _Parser:
         if kind in ("port", "key"):
             port = htons(atoi(optarg) if kind == "port" else strtoul(optarg, 0)[0])
             self._set(obj, act.attr, port)
+            assert act.l4attr is not None, "every port and key action names its l4attr"
             self._set(obj, act.l4attr, port if act.l4value == "port" else h.protonum)
         elif kind == "vtag":
             self._set(obj, act.attr, htonl(atoi(optarg)))
@@ -570,8 +581,8 @@ class _Parser:
                 self._set(obj, Attr.REPL_L4PROTO, h.protonum)
         self.l4flags |= act.flag
 
-    def generic_opt_check(self, local: int, num_opts: int, row: str, optflags, coupled) \
-            -> Tuple[bool, int]:
+    def generic_opt_check(self, local: int, num_opts: int, row: str, optflags: Sequence[Optional[str]],
+                          coupled: Optional[Tuple[int, int]]) -> Tuple[bool, int]:
         special = False
         for i in range(num_opts):
             v = int(row[i]) if i < len(row) else 0
@@ -601,10 +612,14 @@ class _Parser:
         ok, partial = self.generic_opt_check(self.l4flags, h.num_opts, h.row(row_cmd), h.optflags,
                                              h.valid_flags)
         if not ok:
+            # only a handler with coupled flags (valid_flags) fails the check, and it has the messages
+            assert h.partial_msgs is not None
             raise UsageError(h.partial_msgs[0 if partial in (-1, 0) else 1])
         if h.final == "tcp":
             flags = O.IP_CT_TCP_FLAG_BE_LIBERAL | O.IP_CT_TCP_FLAG_SACK_PERM
-            if ct.get(Attr.TCP_STATE, 0) >= O.TCP_CONNTRACK_TIME_WAIT:
+            state = ct.get(Attr.TCP_STATE, 0)
+            assert isinstance(state, int)
+            if state >= O.TCP_CONNTRACK_TIME_WAIT:
                 flags |= O.IP_CT_TCP_FLAG_CLOSE_INIT
             for a in (Attr.TCP_FLAGS_ORIG, Attr.TCP_MASK_ORIG, Attr.TCP_FLAGS_REPL, Attr.TCP_MASK_REPL):
                 self._set(ct, a, flags)
@@ -613,7 +628,7 @@ class _Parser:
 
     def _label_option(self, c: str, optarg: Optional[bytes]) -> None:
         st = self.state
-        self.options |= int(O.OPTION_BY_VAL[ord(c)].opt)
+        self.options |= int(O.OPT_BY_VAL[ord(c)])
         if not st.deferred_labels:
             self.labelmap_init()
         if self.options & (Opt.DEL_LABEL | Opt.ADD_LABEL) == (Opt.DEL_LABEL | Opt.ADD_LABEL):
@@ -624,6 +639,7 @@ class _Parser:
             if tmp is None:        # delete all labels
                 return
             optarg, index = tmp, self._optional_index
+        assert optarg is not None    # -l and --label-add have a required argument
         if st.deferred_labels:
             self.pending_labels.append((optarg, c != "l"))
             return
@@ -673,29 +689,30 @@ class _Parser:
                         raise UsageError(f"Can't do --{self.get_long_opt(c)} on "
                                          f"{'conntrack' if self.type == Table.CONNTRACK else 'expectations'}")
             elif ch in ("s", "d", "r", "q"):
-                self.parse_addr_from_opt(ch, optarg, tmpl.ct, tmpl.mask)
+                self.parse_addr_from_opt(ch, _required(optarg), tmpl.ct, tmpl.mask)
             elif ch in ("[", "]"):
-                self.parse_addr_from_opt(ch, optarg, tmpl.exptuple, tmpl.mask)
+                self.parse_addr_from_opt(ch, _required(optarg), tmpl.exptuple, tmpl.mask)
             elif ch in ("{", "}"):
-                self.parse_addr_from_opt(ch, optarg, tmpl.mask, None)
+                self.parse_addr_from_opt(ch, _required(optarg), tmpl.mask, None)
             elif ch == "p":
                 self.options |= Opt.PROTO
-                h, self.protonum = _findproto(optarg)
+                name = _required(optarg)
+                h, self.protonum = _findproto(name)
                 st.h = h
                 if h is None:
-                    raise UsageError(f"`{_dec(optarg)}' unsupported protocol")
+                    raise UsageError(f"`{_dec(name)}' unsupported protocol")
                 self.option_offset += 256
                 self.h_offset = self.option_offset
                 self.opts.extend(O.proto_longopts(h, self.option_offset))
                 self._set(tmpl.ct, Attr.ORIG_L4PROTO, self.protonum)
             elif ch == "t":
                 self.options |= Opt.TIMEOUT
-                v = atol(optarg) & 0xFFFFFFFF
+                v = atol(_required(optarg)) & 0xFFFFFFFF
                 self._set(tmpl.ct, Attr.TIMEOUT, v)
                 tmpl.exp[ATTR_EXP_TIMEOUT] = v
             elif ch == "u":
                 self.options |= Opt.STATUS
-                self.parse_parameter_mask(optarg)
+                self.parse_parameter_mask(_required(optarg))
                 self._set(tmpl.ct, Attr.STATUS, self.status)
                 if self.status_mask == 0:
                     self.status_mask = self.status
@@ -703,10 +720,10 @@ class _Parser:
                 tmpl.filter_status_kernel = (self.status, self.status_mask)
             elif ch == "e":
                 self.options |= Opt.EVENT_MASK
-                self.event_mask |= self.parse_parameter(optarg, O.EVENT_WORDS)
+                self.event_mask |= self.parse_parameter(_required(optarg), O.EVENT_WORDS)
             elif ch == "o":
                 self.options |= Opt.OUTPUT
-                st.output_mask |= self.parse_parameter(optarg, O.OUTPUT_WORDS)
+                st.output_mask |= self.parse_parameter(_required(optarg), O.OUTPUT_WORDS)
                 if st.output_mask & Out.CL and not st.deferred_labels:
                     self.labelmap_init()
                 if st.output_mask & Out.SAVE and st.output_mask & O.SAVE_CONFLICTS:
@@ -717,7 +734,7 @@ class _Parser:
             elif ch == "z":
                 self.options |= Opt.ZERO
             elif ch in ("n", "g", "j"):
-                self.options |= int(spec.opt)
+                self.options |= int(O.OPT_BY_VAL[c])
                 arg = self.get_optional_arg()
                 if arg is not None:
                     nat_address, port = _split_address_and_port(arg)
@@ -731,14 +748,15 @@ class _Parser:
                 if optarg is None:
                     # `--id' without '=': conntrack passes NULL to strtoul() and crashes
                     raise UsageError(f"option `{_dec(self.argv[g.optind - 1])}' requires an argument")
-                self.options |= int(spec.opt)
+                self.options |= int(O.OPT_BY_VAL[c])
                 self._set(tmpl.ct, _OPT2ATTR[ch], strtoul(optarg, 0)[0])
             elif ch == "m":
                 self.options |= Opt.MARK
-                value, end, _ = strtoul(optarg, 0)
+                mark = _required(optarg)
+                value, end, _ = strtoul(mark, 0)
                 value &= 0xFFFFFFFF
-                if optarg[end:end + 1] == b"/":
-                    mask = strtoul(optarg[end + 1:], 0)[0] & 0xFFFFFFFF
+                if mark[end:end + 1] == b"/":
+                    mask = strtoul(mark[end + 1:], 0)[0] & 0xFFFFFFFF
                 else:
                     mask = 0xFFFFFFFF
                 tmpl.mark = (value, mask)
@@ -749,28 +767,29 @@ class _Parser:
                 self.warn(f"WARNING: ignoring -{ch}, deprecated option.")
             elif ch == "f":
                 self.options |= Opt.FAMILY
-                if optarg.startswith(b"ipv4"):
+                name = _required(optarg)
+                if name.startswith(b"ipv4"):
                     self.set_family(AF_INET)
-                elif optarg.startswith(b"ipv6"):
+                elif name.startswith(b"ipv6"):
                     self.set_family(AF_INET6)
                 else:
-                    raise UsageError(f"`{_dec(optarg)}' unsupported protocol")
+                    raise UsageError(f"`{_dec(name)}' unsupported protocol")
             elif ch == "b":
-                self.socketbuffersize = atol(optarg) & ((1 << 64) - 1)
+                self.socketbuffersize = atol(_required(optarg)) & ((1 << 64) - 1)
                 self.options |= Opt.BUFFERSIZE
             elif ch == "M":
                 st.deferred_labels = True
                 if st.labelmap_path is not None:
                     raise UsageError("option `--labelmap' can only be specified once")
-                st.labelmap_path = optarg
-                self.cmd.labelmap_path = _dec(optarg)
+                st.labelmap_path = path = _required(optarg)
+                self.cmd.labelmap_path = _dec(path)
                 self.options |= 1 << O.LABELMAP_BIT
             elif ch == ":":
                 raise UsageError(f"option `{_dec(self.argv[g.optind - 1])}' requires an argument")
             elif ch == "?":
                 raise UsageError(f"unknown option `{_dec(self.argv[g.optind - 1])}'")
             else:
-                self.proto_parse(c, optarg)
+                self.proto_parse(c, _required(optarg))   # protocol options all require an argument
 
         return self._finish()
 
@@ -839,10 +858,10 @@ def _parse_one(argv: Sequence[Union[str, bytes]], state: _State, warn: Warn) -> 
     error); 1.4.9 collects them and resolves them after the option loop with the map --labelmap names.
     Warnings are handed to ``warn`` in order, before the command is returned or the error raised.
     """
-    argv = [os.fsencode(a) if isinstance(a, str) else bytes(a) for a in argv]
-    if _mentions_labelmap(argv):
+    words = [os.fsencode(a) if isinstance(a, str) else bytes(a) for a in argv]
+    if _mentions_labelmap(words):
         state.deferred_labels = True
-    return _Parser(argv, state, warn).run()
+    return _Parser(words, state, warn).run()
 
 
 def _new_state(connlabel_conf: Optional[str], posixly_correct: Optional[bool]) -> _State:
@@ -933,7 +952,7 @@ _FILE_CMD_TEXT = (
 FILE_COMMANDS = Cmd.CT_CREATE | Cmd.CT_ADD | Cmd.CT_UPDATE | Cmd.CT_DELETE | Cmd.CT_FLUSH
 
 
-def parse_file(path_or_dash: Union[str, bytes], prog: str = "pynfct", *, stdin=None,
+def parse_file(path_or_dash: Union[str, bytes], prog: str = "pynfct", *, stdin: Optional[BinaryIO] = None,
                warn: Optional[Warn] = None, connlabel_conf: Optional[str] = None,
                posixly_correct: Optional[bool] = None) -> List[CliCommand]:
     """Parse a ``-R`` batch file ("-" = standard input) into one command per line, like ct_parse_file().
@@ -984,14 +1003,17 @@ def parse_file(path_or_dash: Union[str, bytes], prog: str = "pynfct", *, stdin=N
     return cmds
 
 
-def parse_args(args: Sequence[Union[str, bytes]], prog: str = "pynfct", **kw) -> List[CliCommand]:
+def parse_args(args: Sequence[Union[str, bytes]], prog: str = "pynfct", *, stdin: Optional[BinaryIO] = None,
+               warn: Optional[Warn] = None, connlabel_conf: Optional[str] = None,
+               posixly_correct: Optional[bool] = None) -> List[CliCommand]:
     """What conntrack's main() does with its arguments: ``-R FILE``/``--load-file FILE`` as the very
     first argument (followed by at least the file name) reads a batch file -- anything after the file
-    name is ignored -- otherwise the arguments are one command.  Returns the commands to run."""
+    name is ignored -- otherwise the arguments are one command.  Returns the commands to run.
+    The keywords are those of :func:`parse_file` (``stdin`` only matters there)."""
     if len(args) > 1 and args[0] in ("-R", "--load-file", b"-R", b"--load-file"):
-        return parse_file(args[1], prog, **kw)
-    kw.pop("stdin", None)
-    return [parse(args, prog, **kw)]
+        return parse_file(args[1], prog, stdin=stdin, warn=warn, connlabel_conf=connlabel_conf,
+                          posixly_correct=posixly_correct)
+    return [parse(args, prog, warn=warn, connlabel_conf=connlabel_conf, posixly_correct=posixly_correct)]
 
 
 # -- checks conntrack makes when it runs the command ----------------------------------------------------
@@ -1039,6 +1061,7 @@ def filter_init(cmd: Command) -> Dict[str, Tuple[bytes, bytes]]:
         attr = ((Attr.ORIG_IPV4_SRC, Attr.ORIG_IPV4_DST), (Attr.ORIG_IPV6_SRC, Attr.ORIG_IPV6_DST))[v6][direction]
         address = cmd.tmpl.ct.get(attr, bytes(16 if v6 else 4))
         netmask = cmd.tmpl.mask.get(attr, bytes(16 if v6 else 4))
+        assert isinstance(address, bytes) and isinstance(netmask, bytes)   # address attributes
         nets[name] = (bytes(a & m for a, m in zip(address, netmask)), netmask)
         cmd.tmpl.ct.pop(attr, None)
     return nets
