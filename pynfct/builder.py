@@ -14,7 +14,7 @@ addresses.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .attrs import Attr
 from .errors import ParameterError
@@ -69,7 +69,7 @@ class Builder:
 
     def __init__(self, command: Cmd, table: Table = Table.CONNTRACK) -> None:
         self.cmd = Command(command=command, table=table)
-        self.ct: Dict[Attr, object] = self.cmd.tmpl.ct
+        self.ct: Dict[Attr, Any] = self.cmd.tmpl.ct
         self.options = 0
         self.family = 0
         self.protonum: Optional[int] = None
@@ -118,12 +118,14 @@ class Builder:
 
     def port(self, key: str, value: int) -> None:
         attr, l4 = PORT_ATTRS[key]
+        assert self.protonum is not None
         self.ct[attr] = socket.htons(value)
         self.ct[l4] = self.protonum
 
     def expect_port(self, obj: str, key: str, value: int) -> None:
         attr = Attr.ORIG_PORT_SRC if key == "sport" else Attr.ORIG_PORT_DST
         target = self.cmd.tmpl.exptuple if obj == "tuple" else self.cmd.tmpl.mask
+        assert self.protonum is not None
         target[attr] = socket.htons(value)
         target[Attr.ORIG_L4PROTO] = self.protonum
 
@@ -225,7 +227,7 @@ class Builder:
         if proto is not None:
             if proto == Proto.TCP:
                 flags = _TCP_FLAG_BE_LIBERAL | _TCP_FLAG_SACK_PERM
-                if int(ct.get(Attr.TCP_STATE, 0)) >= _TCP_TIME_WAIT:  # type: ignore[call-overload]
+                if int(ct.get(Attr.TCP_STATE, 0)) >= _TCP_TIME_WAIT:
                     flags |= _TCP_FLAG_CLOSE_INIT
                 for a in (Attr.TCP_FLAGS_ORIG, Attr.TCP_MASK_ORIG, Attr.TCP_FLAGS_REPL, Attr.TCP_MASK_REPL):
                     ct[a] = flags

@@ -249,7 +249,7 @@ class Conntrack:
             upd = set
         else:
             upd = Update(**values)  # type: ignore[arg-type]
-        return writes.modify(self._fd(), self, True, target, upd, given, collect)  # type: ignore[arg-type]
+        return writes.modify(self._fd(), self, True, target, upd, given, collect)
 
     def delete(self, target: Union[Match, Flow, Iterable[Flow], None] = None, /, *, collect: bool = False,
                **filters: Unpack[MatchFields]) -> "WriteResult":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Union
 
 from _nfct.events import DEFAULT_RCVBUF, Event, EventSocket
 from _nfct.events import GROUPS_DESTROY, GROUPS_NEW, GROUPS_UPDATE
@@ -98,7 +98,7 @@ class AsyncEventStream:
         self._sock = sock
         self.timeout = timeout
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiting: Optional[tuple] = None
+        self._waiting: Optional[Tuple["asyncio.Future[bool]", int]] = None
 
     @property
     def socket(self) -> EventSocket:
@@ -128,7 +128,7 @@ class AsyncEventStream:
         """Wait until the socket is readable; False on timeout or once closed."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        fut = loop.create_future()
+        fut: "asyncio.Future[bool]" = loop.create_future()
         fd = self._sock.fileno()
 
         def ready() -> None:
@@ -139,7 +139,7 @@ class AsyncEventStream:
         self._waiting = (fut, fd)
         try:
             if self.timeout is None:
-                return await fut
+                return bool(await fut)
             try:
                 return await asyncio.wait_for(fut, self.timeout)
             except asyncio.TimeoutError:
@@ -154,7 +154,8 @@ class AsyncEventStream:
         if waiting is not None:
             fut, fd = waiting
             # Unregister before the fd is closed, then let the waiter see the end.
-            self._loop.remove_reader(fd)
+            if self._loop is not None:
+                self._loop.remove_reader(fd)
             if not fut.done():
                 fut.set_result(False)
         self._sock.close()

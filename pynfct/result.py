@@ -11,11 +11,11 @@ __all__ = ["WriteResult", "Failure"]
 
 
 class Failure(NamedTuple):
-    """One entry the kernel refused: ``errno`` and, where the call had items, ``index`` (the position
+    """One entry the kernel refused: ``errno`` and, where the call had items, ``item`` (the position
     in create_many()'s items, the line number of a load())."""
 
     errno: int
-    index: Optional[int] = None
+    item: Optional[int] = None
 
     @property
     def strerror(self) -> str:

@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import socket
 from datetime import timedelta
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from .errors import ParameterError
 from .status import Status
@@ -249,8 +249,8 @@ _STATE_ENUMS = {Proto.TCP: TCPState, Proto.SCTP: SCTPState, Proto.DCCP: DCCPStat
 
 def check_state(key: str, value: object, proto: Optional[int]) -> int:
     """A state of the protocol's enum (TCPState, SCTPState, DCCPState) or its name."""
-    cls = _STATE_ENUMS.get(proto) if proto is not None else None  # type: ignore[call-overload]
-    if cls is None:
+    cls = _STATE_ENUMS.get(Proto(proto)) if proto in _STATE_ENUMS else None
+    if cls is None or proto is None:
         raise ParameterError(f"{_show(key, value)}: a state needs proto tcp, sctp or dccp")
     if isinstance(value, enum.Enum):
         if not isinstance(value, cls):
@@ -320,7 +320,7 @@ def check_labels(key: str, value: object) -> Tuple[Union[str, int], ...]:
         except TypeError:
             raise TypeError(f"{_show(key, value)}: labels are names or bit numbers, "
                             f"not {type(value).__name__}") from None
-    out = []
+    out: List[Union[str, int]] = []
     for item in items:
         if isinstance(item, str):
             if not item or "," in item:

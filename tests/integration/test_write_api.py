@@ -100,7 +100,7 @@ def test_create_many_reports_each_failure(filled):
              for i in range(1, 201)]
     specs.insert(50, specs[10])             # a duplicate: EEXIST for item 50
     r = ct.create_many(specs)
-    assert int(r) == 200 and r.failures == [pynfct.Failure(errno=17, index=50)]
+    assert int(r) == 200 and r.failures == [pynfct.Failure(errno=17, item=50)]
     assert len(ct_list(ns, "-d", "203.0.113.250")) == 200
     assert int(ct.create_many(specs, exist_ok=True)) == 0
 

@@ -1,26 +1,40 @@
-"""``mypy --strict`` over the command line (pynfct.cli) and pynfct.record; skipped without mypy.
-
-Only errors reported in those files count here: mypy also follows their imports into the rest of
-pynfct and the _nfct stubs, which are checked on their own.
-"""
+"""Types a checker can use: ``mypy --strict`` passes on the whole pynfct package (and the _nfct stubs it
+reads), and rejects every deliberate mistake of tests/typing/mistakes.py. mypy is a test dependency:
+without it these tests fail, they do not skip."""
 import os
+import re
 import subprocess
 import sys
 
-import pytest
-
-pytest.importorskip("mypy")
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHECKED = ("pynfct/cli", "pynfct/record.py")
+MISTAKES = os.path.join("tests", "typing", "mistakes.py")
 
 
-def test_cli_and_record_pass_mypy_strict():
-    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", *CHECKED], cwd=REPO,
+def _mypy(*args):
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", *args], cwd=REPO,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    errors = [line for line in r.stdout.splitlines() if line.startswith(CHECKED) and ": error:" in line]
-    assert r.returncode in (0, 1) and ("Success:" in r.stdout or "Found " in r.stdout), r.stdout
-    assert errors == [], "\n".join(errors)
+    assert "No module named mypy" not in r.stdout, "mypy is a test dependency (pip install -e '.[test]')"
+    return r
+
+
+def test_the_package_passes_mypy_strict():
+    r = _mypy("pynfct")
+    assert r.returncode == 0 and "Success:" in r.stdout, r.stdout
+
+
+def test_mypy_rejects_each_mistake_and_nothing_else():
+    r = _mypy(MISTAKES)
+    reported = {}
+    for line in r.stdout.splitlines():
+        m = re.match(re.escape(MISTAKES) + r":(\d+): error: (.*)", line)
+        if m:
+            reported.setdefault(int(m.group(1)), []).append(m.group(2))
+    with open(os.path.join(REPO, MISTAKES)) as f:
+        marked = {i: line.split("# E:", 1)[1].strip() for i, line in enumerate(f, 1) if "# E:" in line}
+    assert len(marked) >= 10
+    assert sorted(reported) == sorted(marked), r.stdout
+    for lineno, fragment in marked.items():
+        assert any(fragment in msg for msg in reported[lineno]), (lineno, fragment, reported[lineno])
 
 
 def test_record_fields_are_what_a_type_checker_sees():
