@@ -94,6 +94,8 @@ _NATS = ("snat", "dnat", "any_nat")
 KEYWORDS: Tuple[str, ...] = (("family",) + _ADDRESSES + ("proto",) + _PORTS + _KEYS + ("state",) + _ICMP
                              + ("status", "mark") + _ZONES + ("secmark", "id") + _NATS + ("labels",))
 
+_ORDER = {k: i for i, k in enumerate(KEYWORDS)}
+
 # Keywords conntrack -U does not select by (its -m, -u, -t are values to set): update() refuses them
 # as filters instead of ignoring them, which would widen the update.
 _NOT_FOR_UPDATE = frozenset(("mark", "status", "state", "secmark"))
@@ -284,9 +286,7 @@ def build(command: Cmd, v: Mapping[str, Any], labelmap: Optional["LabelMap"],
 
 def fill(b: Builder, v: Mapping[str, Any], labelmap: Optional["LabelMap"]) -> None:
     """Add checked values to a Builder, in KEYWORDS order."""
-    for key in KEYWORDS:
-        if key not in v:
-            continue
+    for key in sorted(v, key=_ORDER.__getitem__):
         value = v[key]
         if key == "family":
             b.family_option(value)

@@ -219,6 +219,15 @@ def check_address(key: str, value: object, *, network: bool = False) -> Tuple[in
     if not isinstance(value, str):
         raise TypeError(f"{_show(key, value)}: an address is a str or an ipaddress object, "
                         f"not {type(value).__name__}")
+    if "/" not in value and "%" not in value:
+        # the common case without building an ipaddress object (inet_pton is as strict: no leading
+        # zeros, no scope)
+        for family, n in ((Family.IPV4, 32), (Family.IPV6, 128)):
+            try:
+                return family, socket.inet_pton(family, value), n
+            except OSError:
+                pass
+        raise ParameterError(f"{_show(key, value)}: not an IPv4 or IPv6 address")
     if "/" in value:
         if not network:
             raise ParameterError(f"{_show(key, value)}: takes an address, not a network")
