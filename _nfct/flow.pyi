@@ -1,5 +1,6 @@
-from typing import Any, FrozenSet, NamedTuple, Optional, Tuple as _Tuple
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple as _Tuple
 
+from _nfct.format import LabelMap
 from pynfct.status import Status
 
 class FlowKey(NamedTuple):
@@ -12,8 +13,8 @@ class FlowKey(NamedTuple):
     zone: int
 
 class Flow:
-    """One conntrack entry (read-only; fields decoded on access). A value: equal and hashed by its
-    as_dict(), pickled exactly."""
+    """One conntrack entry (read-only; fields decoded on access). A value: equal, hashed and pickled
+    by everything it holds; built from an as_dict() object by from_dict()."""
     @property
     def family(self) -> str: ...
     @property
@@ -55,6 +56,8 @@ class Flow:
     @property
     def key(self) -> FlowKey: ...
     def as_dict(self) -> dict: ...
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], labelmap: Optional[LabelMap] = ...) -> "Flow": ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
     def __copy__(self) -> "Flow": ...

@@ -1,8 +1,8 @@
 # cython: language_level=3
 """Flow and Tuple: one conntrack entry, decoded field by field only when Python reads it.
 
-A Flow is a value: equal to another when their as_dict() objects are equal (docs/json.md), and pickled
-as one ctnetlink message holding every attribute.
+A Flow is a value: equal to another when their as_dict() objects are equal (docs/json.md), built back
+from such an object by Flow.from_dict(), and pickled as one ctnetlink message holding every attribute.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
@@ -23,7 +23,7 @@ from collections import namedtuple
 
 
 # More of <linux/netfilter/nfnetlink_conntrack.h> and of libnetfilter_conntrack than the shared .pxd
-# files name: the attributes an entry can carry that only the pickled form writes.
+# files name: the attributes an entry can carry that only the pickled form and from_dict() write.
 cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
     enum:
         CTA_PROTOINFO
@@ -156,7 +156,7 @@ cdef class Flow:
         self.ct = NULL
 
     def __init__(self):
-        raise TypeError("Flow objects come from Conntrack.dump()/get()/events(); "
+        raise TypeError("Flow objects come from Conntrack.dump()/get()/events() and Flow.from_dict(); "
                         "build new entries with pynfct.FlowSpec")
 
     def __dealloc__(self):
@@ -357,6 +357,26 @@ cdef class Flow:
         """The JSON schema of `-o json` as a dict (docs/json.md); label bits are numbers."""
         import json
         return json.loads(self._value())
+
+    @classmethod
+    def from_dict(cls, d, labelmap=None):
+        """The Flow an as_dict() object describes: ``Flow.from_dict(f.as_dict()) == f``.
+
+        ``d`` follows docs/json.md. Required: ``family``, ``protonum`` or ``proto`` (both: they must
+        agree), ``orig`` and ``reply`` with ``src`` and ``dst``; the other keys are optional (None is
+        the same as leaving a key out). A tuple has the fields of its protocol only (``sport``/``dport``,
+        GRE ``srckey``/``dstkey``, ICMP ``type``/``code``/``id`` with type and code in ``orig`` only,
+        SCTP ``vtag``), ``packets`` and ``bytes`` together or not at all. The reply direction's ICMP type
+        is the kernel's answer to the original's (echo request 8: reply 0); a type that has none is
+        refused. ``labels`` are bit numbers 0..127, or names when a LabelMap is given.
+
+        Anything else raises, naming the key (``orig.sport``): TypeError for a value of the wrong type,
+        ValueError for an unknown key, a missing one, a value out of range or an unknown name.
+
+        The entry is built as the kernel would send it (one ctnetlink message, parsed like a dump), so
+        it works wherever a dumped Flow does: str(), the attributes, create/update/delete.
+        """
+        return flow_from_dict(d, labelmap)
 
 
 cdef class Tuple:
@@ -826,3 +846,334 @@ def raw_state(Flow flow not None) -> tuple:
             built = buf[:nlh.nlmsg_len]
     return tuple(out), built
 
+
+# --- Flow.from_dict: the as_dict() object back into an entry ---------------------------------------------
+
+# The -o json status names, bit by bit (format.pyx's table; tests check that they agree).
+_STATUS_NAMES = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
+                 "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "UNTRACKED", "HELPER",
+                 "OFFLOAD", "HW_OFFLOAD")
+cdef dict _STATUS_BITS = {name: i for i, name in enumerate(_STATUS_NAMES)}
+cdef dict _PROTO_NUMS = {name: num for num, name in _PROTO_NAMES.items()}
+cdef dict _STATES = None
+
+
+cdef dict _state_numbers():
+    """{protocol number: {state name: number}} as -o json names the kernel's states. Built on first use:
+    format.pyx's tables may not be filled yet while this module is imported (the two cimport each other)."""
+    global _STATES
+    cdef int l4, n
+    if _STATES is None:
+        _STATES = {l4: {state_name(l4, n).decode(): n for n in range(10) if state_name(l4, n) != NULL}
+                   for l4 in (6, 132, 33)}
+    return _STATES
+
+
+# The ICMP types the kernel tracks and the type of the answer to each (the reply tuple's).
+cdef dict _ICMP_REPLY = {1: {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17},
+                         58: {128: 129, 129: 128, 139: 140, 140: 139}}
+cdef frozenset _KEYS = frozenset(("family", "proto", "protonum", "timeout", "state", "role", "orig", "reply",
+                                  "status", "mark", "secmark", "secctx", "zone", "use", "id", "helper", "start",
+                                  "stop", "labels"))
+cdef frozenset _TUPLE_KEYS = frozenset(("src", "dst", "sport", "dport", "type", "code", "id", "srckey", "dstkey",
+                                        "vtag", "zone", "packets", "bytes"))
+cdef unsigned int LABEL_BITS = 128      # the kernel keeps 128 label bits per entry
+
+
+cdef object _int(dict d, str name, str where, unsigned long long maxv):
+    """d[name] as an int in 0..maxv, or None when absent."""
+    v = d.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{where}{name}: expected an int, got {type(v).__name__}")
+    if v < 0 or v > maxv:
+        raise ValueError(f"{where}{name}: {v} is out of range 0..{maxv}")
+    return int(v)
+
+
+cdef object _str_(dict d, str name, str where):
+    v = d.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise TypeError(f"{where}{name}: expected a str, got {type(v).__name__}")
+    if "\0" in v:
+        raise ValueError(f"{where}{name}: contains a NUL character")
+    return v
+
+
+cdef bytes _address(dict t, str name, str where, int l3):
+    cdef unsigned char buf[16]
+    v = _str_(t, name, where)
+    if v is None:
+        raise ValueError(f"{where}{name}: missing")
+    b = v.encode("utf-8")
+    if inet_pton(l3, b, buf) != 1:
+        raise ValueError(f"{where}{name}: {v!r} is not an {'IPv4' if l3 == AF_INET else 'IPv6'} address")
+    return buf[:4] if l3 == AF_INET else buf[:16]
+
+
+cdef dict _tuple_spec(object t, str where, int l3, int l4, str proto):
+    """A tuple of the dict, checked: {src, dst, p1, p2, type, code, id, vtag, zone, packets, bytes}."""
+    if t is None:
+        raise ValueError(f"{where.rstrip(".")}: missing")
+    if not isinstance(t, dict):
+        raise TypeError(f"{where.rstrip(".")}: expected a dict, got {type(t).__name__}")
+    cdef dict d = <dict>t
+    icmp = l4 == 1 or l4 == 58
+    if icmp:
+        allowed = ("src", "dst", "type", "code", "id", "zone", "packets", "bytes") if where == "orig." \
+            else ("src", "dst", "id", "zone", "packets", "bytes")
+    elif l4 == 47:
+        allowed = ("src", "dst", "srckey", "dstkey", "zone", "packets", "bytes")
+    elif l4 == 132:
+        allowed = ("src", "dst", "sport", "dport", "vtag", "zone", "packets", "bytes")
+    else:
+        allowed = ("src", "dst", "sport", "dport", "zone", "packets", "bytes")
+    for k in d:
+        if k not in allowed:
+            if k in _TUPLE_KEYS:
+                if icmp and k in ("type", "code"):
+                    raise ValueError(f"{where}{k}: the reply's ICMP {k} follows from orig.{k}")
+                raise ValueError(f"{where}{k}: not a field of {proto} entries")
+            raise ValueError(f"{where}{k}: unknown key")
+    spec = dict(src=_address(d, "src", where, l3), dst=_address(d, "dst", where, l3))
+    if l4 == 47:
+        spec["p1"], spec["p2"] = _int(d, "srckey", where, 0xffff), _int(d, "dstkey", where, 0xffff)
+    elif not icmp:
+        spec["p1"], spec["p2"] = _int(d, "sport", where, 0xffff), _int(d, "dport", where, 0xffff)
+    spec["type"] = _int(d, "type", where, 0xff)
+    spec["code"] = _int(d, "code", where, 0xff)
+    spec["id"] = _int(d, "id", where, 0xffff)
+    spec["vtag"] = _int(d, "vtag", where, 0xffffffff)
+    spec["zone"] = _int(d, "zone", where, 0xffff)
+    spec["packets"] = _int(d, "packets", where, 0xffffffffffffffff)
+    spec["bytes"] = _int(d, "bytes", where, 0xffffffffffffffff)
+    if (spec["packets"] is None) != (spec["bytes"] is None):
+        missing = "bytes" if spec["bytes"] is None else "packets"
+        raise ValueError(f"{where}{missing}: missing (packets and bytes come together)")
+    return spec
+
+
+cdef void _put_spec_tuple(nlmsghdr *nlh, uint16_t kind, int l3, int l4, dict t, object icmp_type,
+                          object icmp_code, object icmp_id):
+    cdef nlattr *nest = mnl_attr_nest_start(nlh, kind)
+    cdef nlattr *inner = mnl_attr_nest_start(nlh, CTA_TUPLE_IP)
+    cdef bytes src = t["src"], dst = t["dst"]
+    cdef bint v6 = l4 == 58
+    mnl_attr_put(nlh, CTA_IP_V4_SRC if l3 == AF_INET else CTA_IP_V6_SRC, len(src), <const char *>src)
+    mnl_attr_put(nlh, CTA_IP_V4_DST if l3 == AF_INET else CTA_IP_V6_DST, len(dst), <const char *>dst)
+    mnl_attr_nest_end(nlh, inner)
+    inner = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO)
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, l4)
+    if t.get("p1") is not None:
+        mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(t["p1"]))
+    if t.get("p2") is not None:
+        mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(t["p2"]))
+    if icmp_type is not None:
+        mnl_attr_put_u8(nlh, CTA_PROTO_ICMPV6_TYPE if v6 else CTA_PROTO_ICMP_TYPE, icmp_type)
+    if icmp_code is not None:
+        mnl_attr_put_u8(nlh, CTA_PROTO_ICMPV6_CODE if v6 else CTA_PROTO_ICMP_CODE, icmp_code)
+    if icmp_id is not None:
+        mnl_attr_put_u16(nlh, CTA_PROTO_ICMPV6_ID if v6 else CTA_PROTO_ICMP_ID, htons(icmp_id))
+    mnl_attr_nest_end(nlh, inner)
+    if t["zone"] is not None:
+        mnl_attr_put_u16(nlh, CTA_TUPLE_ZONE, htons(t["zone"]))
+    mnl_attr_nest_end(nlh, nest)
+
+
+cdef Flow flow_from_dict(object obj, object labelmap):
+    if not isinstance(obj, dict):
+        raise TypeError(f"Flow.from_dict() takes a dict, not {type(obj).__name__}")
+    cdef dict d = <dict>obj
+    for k in d:
+        if k not in _KEYS:
+            raise ValueError(f"{k}: unknown key" if isinstance(k, str) else f"{k!r}: keys are strings")
+    family = _str_(d, "family", "")
+    if family is None:
+        raise ValueError("family: missing")
+    if family not in ("ipv4", "ipv6"):
+        raise ValueError(f"family: {family!r} is neither 'ipv4' nor 'ipv6'")
+    cdef int l3 = AF_INET if family == "ipv4" else AF_INET6
+    protonum = _int(d, "protonum", "", 0xff)
+    proto = _str_(d, "proto", "")
+    if proto is not None:
+        if proto != "unknown" and proto not in _PROTO_NUMS:
+            raise ValueError(f"proto: unknown protocol {proto!r}")
+        if protonum is None:
+            if proto == "unknown":
+                raise ValueError("protonum: missing (proto 'unknown' has no number)")
+            protonum = _PROTO_NUMS[proto]
+        elif _PROTO_NAMES.get(protonum, "unknown") != proto:
+            raise ValueError(f"proto: {proto!r} is not protocol number {protonum}")
+    elif protonum is None:
+        raise ValueError("protonum: missing")
+    cdef int l4 = protonum
+    pname = _PROTO_NAMES.get(l4, "unknown")
+    orig = _tuple_spec(d.get("orig"), "orig.", l3, l4, pname)
+    reply = _tuple_spec(d.get("reply"), "reply.", l3, l4, pname)
+
+    # ICMP: one type, code and id per entry as -o json shows it; the reply tuple holds the answer's type.
+    itype, icode, iid = orig["type"], orig["code"], orig["id"]
+    rtype = None
+    if reply["id"] is not None:
+        if iid is None:
+            iid = reply["id"]
+        elif reply["id"] != iid:
+            raise ValueError(f"reply.id: {reply['id']} differs from orig.id {iid} (an entry has one ICMP id)")
+    if itype is not None:
+        rtype = (<dict>_ICMP_REPLY[l4]).get(itype)
+        if rtype is None:
+            raise ValueError(f"orig.type: ICMP type {itype} has no reply type (not a type the kernel tracks)")
+
+    state = _str_(d, "state", "")
+    state_num = None
+    if state is not None:
+        states = _state_numbers()
+        if l4 not in states:
+            raise ValueError(f"state: {pname} entries have no state")
+        state_num = (<dict>states[l4]).get(state)
+        if state_num is None:
+            raise ValueError(f"state: unknown {pname} state {state!r}")
+    role = _str_(d, "role", "")
+    if role is not None:
+        if l4 != 33:
+            raise ValueError(f"role: {pname} entries have no DCCP role")
+        if role not in _DCCP_ROLES:
+            raise ValueError(f"role: {role!r} is neither 'client' nor 'server'")
+
+    status = d.get("status")
+    status_bits = None
+    if status is not None:
+        if not isinstance(status, (list, tuple)):
+            raise TypeError(f"status: expected a list of names, got {type(status).__name__}")
+        status_bits = 0
+        for name in status:
+            if not isinstance(name, str):
+                raise TypeError(f"status: expected names (str), got {type(name).__name__}")
+            if name not in _STATUS_BITS:
+                raise ValueError(f"status: unknown flag {name!r}")
+            status_bits |= 1 << _STATUS_BITS[name]
+
+    labels = d.get("labels")
+    label_bits = None
+    if labels is not None:
+        if not isinstance(labels, (list, tuple)):
+            raise TypeError(f"labels: expected a list, got {type(labels).__name__}")
+        label_bits = set()
+        for lab in labels:
+            if isinstance(lab, str):
+                if labelmap is None:
+                    raise ValueError(f"labels: {lab!r} is a name; give a labelmap to read names")
+                bit = labelmap.bit(lab)
+                if bit < 0:
+                    raise ValueError(f"labels: {lab!r} is not in the label map")
+            elif isinstance(lab, bool) or not isinstance(lab, int):
+                raise TypeError(f"labels: expected bit numbers or names, got {type(lab).__name__}")
+            else:
+                bit = lab
+            if bit < 0 or bit >= LABEL_BITS:
+                raise ValueError(f"labels: bit {bit} is out of range 0..{LABEL_BITS - 1}")
+            label_bits.add(bit)
+
+    timeout = _int(d, "timeout", "", 0xffffffff)
+    mark = _int(d, "mark", "", 0xffffffff)
+    secmark = _int(d, "secmark", "", 0xffffffff)
+    zone = _int(d, "zone", "", 0xffff)
+    use = _int(d, "use", "", 0xffffffff)
+    ident = _int(d, "id", "", 0xffffffff)
+    start = _int(d, "start", "", 0xffffffffffffffff)
+    stop = _int(d, "stop", "", 0xffffffffffffffff)
+    helper = _str_(d, "helper", "")
+    helper_b = helper.encode() if helper is not None else None
+    if helper_b is not None and len(helper_b) >= NFCT_HELPER_NAME_MAX:
+        raise ValueError(f"helper: {helper!r} is longer than {NFCT_HELPER_NAME_MAX - 1} bytes")
+    secctx = _str_(d, "secctx", "")
+    secctx_b = secctx.encode() if secctx is not None else None
+
+    # The message the kernel would send for such an entry, parsed like a dump's.
+    cdef size_t size = 4096 + (len(secctx_b) if secctx_b is not None else 0)
+    cdef char *buf = <char *>malloc(size)
+    cdef nlmsghdr *nlh
+    cdef nlattr *nest
+    cdef nlattr *inner
+    cdef uint32_t words[4]
+    cdef nf_conntrack *ct
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        memset(buf, 0, size)
+        nlh = _put_msg_header(buf, l3)
+        _put_spec_tuple(nlh, CTA_TUPLE_ORIG, l3, l4, orig, itype, icode, iid)
+        _put_spec_tuple(nlh, CTA_TUPLE_REPLY, l3, l4, reply, rtype, icode, iid)
+        if status_bits is not None:
+            mnl_attr_put_u32(nlh, CTA_STATUS, htonl(status_bits))
+        if state_num is not None or role is not None or orig["vtag"] is not None or reply["vtag"] is not None:
+            nest = mnl_attr_nest_start(nlh, CTA_PROTOINFO)
+            if l4 == 6:
+                inner = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP)
+                mnl_attr_put_u8(nlh, CTA_PROTOINFO_TCP_STATE, state_num)
+            elif l4 == 132:
+                inner = mnl_attr_nest_start(nlh, CTA_PROTOINFO_SCTP)
+                if state_num is not None:
+                    mnl_attr_put_u8(nlh, CTA_PROTOINFO_SCTP_STATE, state_num)
+                # The library keeps ntohl() of the attribute and Flow.vtag reads ntohl() of that (the
+                # number conntrack's --orig-vtag takes), so the attribute carries the number as it is.
+                if orig["vtag"] is not None:
+                    mnl_attr_put_u32(nlh, CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, <uint32_t>orig["vtag"])
+                if reply["vtag"] is not None:
+                    mnl_attr_put_u32(nlh, CTA_PROTOINFO_SCTP_VTAG_REPLY, <uint32_t>reply["vtag"])
+            else:
+                inner = mnl_attr_nest_start(nlh, CTA_PROTOINFO_DCCP)
+                if state_num is not None:
+                    mnl_attr_put_u8(nlh, CTA_PROTOINFO_DCCP_STATE, state_num)
+                if role is not None:
+                    mnl_attr_put_u8(nlh, CTA_PROTOINFO_DCCP_ROLE, _DCCP_ROLES.index(role))
+            mnl_attr_nest_end(nlh, inner)
+            mnl_attr_nest_end(nlh, nest)
+        if timeout is not None:
+            mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(timeout))
+        if mark is not None:
+            mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark))
+        if secmark is not None:
+            mnl_attr_put_u32(nlh, CTA_SECMARK, htonl(secmark))
+        for kind, t in ((CTA_COUNTERS_ORIG, orig), (CTA_COUNTERS_REPLY, reply)):
+            if t["packets"] is not None:
+                nest = mnl_attr_nest_start(nlh, kind)
+                _put_be64(nlh, CTA_COUNTERS_PACKETS, t["packets"])
+                _put_be64(nlh, CTA_COUNTERS_BYTES, t["bytes"])
+                mnl_attr_nest_end(nlh, nest)
+        if use is not None:
+            mnl_attr_put_u32(nlh, CTA_USE, htonl(use))
+        if ident is not None:
+            mnl_attr_put_u32(nlh, CTA_ID, htonl(ident))
+        if helper_b is not None:
+            nest = mnl_attr_nest_start(nlh, CTA_HELP)
+            mnl_attr_put(nlh, CTA_HELP_NAME, len(helper_b) + 1, <const char *>helper_b)
+            mnl_attr_nest_end(nlh, nest)
+        if zone is not None:
+            mnl_attr_put_u16(nlh, CTA_ZONE, htons(zone))
+        if secctx_b is not None:
+            nest = mnl_attr_nest_start(nlh, CTA_SECCTX)
+            mnl_attr_put(nlh, CTA_SECCTX_NAME, len(secctx_b) + 1, <const char *>secctx_b)
+            mnl_attr_nest_end(nlh, nest)
+        if start is not None or stop is not None:
+            nest = mnl_attr_nest_start(nlh, CTA_TIMESTAMP)
+            if start is not None:
+                _put_be64(nlh, CTA_TIMESTAMP_START, start)
+            if stop is not None:
+                _put_be64(nlh, CTA_TIMESTAMP_STOP, stop)
+            mnl_attr_nest_end(nlh, nest)
+        if label_bits is not None:
+            memset(words, 0, sizeof(words))
+            for bit in label_bits:
+                words[bit // 32] |= (<uint32_t>1) << (bit % 32)
+            mnl_attr_put(nlh, CTA_LABELS, sizeof(words), words)
+        ct = nfct_new()
+        if ct == NULL:
+            raise MemoryError()
+        nfct_nlmsg_parse(nlh, ct)
+        return Flow.adopt(ct)
+    finally:
+        free(buf)
