@@ -153,3 +153,52 @@ def test_events_round_trip_and_match_the_cli_json(netns, tmp_path):
         back = pickle.loads(pickle.dumps(ev))
         assert back == ev and hash(back) == hash(ev) and str(back) == str(ev)
         assert raw_state(back.flow) == raw_state(ev.flow)
+
+
+FTP = r"""
+import socket, threading, time
+def listen(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(); return s
+srv, data = listen(21), listen(51210)
+def serve():
+    c, _ = srv.accept(); c.sendall(b"220 hi\r\n"); c.recv(100)
+    c.sendall(b"227 Entering Passive Mode (127,0,0,1,200,10)\r\n"); c.recv(100)
+    c.sendall(b"227 Entering Passive Mode (127,0,0,1,200,11)\r\n"); time.sleep(0.3); c.close()
+t = threading.Thread(target=serve); t.start()
+cl = socket.create_connection(("127.0.0.1", 21)); cl.recv(100); cl.sendall(b"PASV\r\n"); cl.recv(100)
+time.sleep(0.2)
+d = socket.create_connection(("127.0.0.1", 51210)); a, _ = data.accept(); d.sendall(b"x"); a.recv(1)
+cl.sendall(b"PASV\r\n"); cl.recv(100)          # expected 51211: never connected, stays in the table
+time.sleep(0.1); d.close(); a.close(); cl.close(); t.join()
+"""
+MASTER_L3PROTO = 43
+
+
+def test_pickle_keeps_helper_master_and_expectations(netns):
+    """Real kernel attributes that as_dict() does not show: the FTP control connection's helper, the
+    data connection's master tuple, TCP window tracking; and the Flows of an expectation."""
+    r = netns.nft("""
+table inet pynfct_ftp {
+    ct helper ftp-standard { type "ftp" protocol tcp; }
+    chain output { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-standard"; }
+}
+""", check=False)
+    if r.returncode != 0:
+        pytest.skip(f"no FTP conntrack helper: {r.stderr}")
+    netns.python(FTP)
+    with pynfct.Conntrack(netns.name) as ct:
+        flows = list(ct.dump())
+        exps = ct.expectations()
+    assert any(f.helper == "ftp" for f in flows)
+    data = [f for f in flows if f.orig.dport == 51210]
+    assert len(data) == 1 and MASTER_L3PROTO in [a[0] for a in raw_state(data[0])[0]]
+    for f in flows:
+        g = pickle.loads(pickle.dumps(f))
+        assert raw_state(g) == raw_state(f) and g == f and str(g) == str(f)
+        assert Flow.from_dict(f.as_dict()) == f
+    assert [e.tuple.orig.dport for e in exps] == [51211]
+    for e in exps:
+        for part in (e.master, e.tuple, e.mask):
+            back = pickle.loads(pickle.dumps(part))
+            assert raw_state(back) == raw_state(part) and back == part
