@@ -150,6 +150,9 @@ cdef class Flow:
 
     ``orig`` and ``reply`` are the two tuples; ``status`` is a :class:`pynfct.Status` flag set.
     Fields the kernel did not send (counters without nf_conntrack_acct, say) read as None.
+
+    A Flow is a value: ``==`` and ``hash()`` compare its as_dict() (timeout and counters included; ``key``
+    names the connection), ``Flow.from_dict(flow.as_dict()) == flow``, and it pickles exactly.
     """
 
     def __cinit__(self):
@@ -719,15 +722,24 @@ cdef nlmsghdr *_put_msg_header(char *buf, uint8_t family) noexcept nogil:
     return nlh
 
 
+cdef size_t _message_bound(const nf_conntrack *ct) noexcept nogil:
+    """Room for the message of ct, by ct_message() or nfct_nlmsg_build() (which writes labels and their
+    mask; the helper's data is one attribute, at most 64 KiB)."""
+    cdef const nfct_bitmask *labels = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
+    cdef const nfct_bitmask *mask = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS_MASK)
+    cdef const char *secctx = <const char *>nfct_get_attr(ct, ATTR_SECCTX)
+    return (8192 + ((nfct_bitmask_maxbit(labels) + 1) // 8 if labels != NULL else 0)
+            + ((nfct_bitmask_maxbit(mask) + 1) // 8 if mask != NULL else 0)
+            + (strlen(secctx) if secctx != NULL else 0) + (65536 if _set(ct, ATTR_HELPER_INFO) else 0))
+
+
 cdef bytes ct_message(const nf_conntrack *ct):
     """The ctnetlink message nfct_nlmsg_parse() turns into an entry with ct's attributes and values."""
     cdef const nfct_bitmask *labels = <const nfct_bitmask *>nfct_get_attr(ct, ATTR_CONNLABELS)
     cdef const char *secctx = <const char *>nfct_get_attr(ct, ATTR_SECCTX)
     cdef const char *helper = <const char *>nfct_get_attr(ct, ATTR_HELPER_NAME)
     cdef size_t label_bytes = (nfct_bitmask_maxbit(labels) + 1) // 8 if labels != NULL else 0
-    # nfct_nlmsg_build() writes the labels twice at most, and the helper's data is one attribute
-    cdef size_t size = 8192 + 2 * label_bytes + (strlen(secctx) if secctx != NULL else 0) \
-        + (65536 if _set(ct, ATTR_HELPER_INFO) else 0)
+    cdef size_t size = _message_bound(ct)
     cdef char *built = <char *>malloc(size)
     cdef char *buf = <char *>malloc(size)
     cdef uint32_t *words = <uint32_t *>malloc(label_bytes + 4)
@@ -819,7 +831,8 @@ def raw_state(Flow flow not None) -> tuple:
     cdef const nf_conntrack *ct = flow.ct
     cdef const void *p
     cdef const nfct_bitmask *b
-    cdef char buf[16384]
+    cdef char *buf
+    cdef size_t size
     cdef nlmsghdr *nlh
     cdef int a
     out = []
@@ -839,11 +852,18 @@ def raw_state(Flow flow not None) -> tuple:
             out.append((a, (<const char *>p)[:<int>_ATTR_SIZES[a]]))
     built = None
     if _set(ct, ATTR_ORIG_L3PROTO):
-        memset(buf, 0, sizeof(buf))
-        nlh = mnl_nlmsg_put_header(buf)
-        mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
-        if nfct_nlmsg_build(nlh, ct) == 0:
-            built = buf[:nlh.nlmsg_len]
+        size = _message_bound(ct)
+        buf = <char *>malloc(size)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            memset(buf, 0, size)
+            nlh = mnl_nlmsg_put_header(buf)
+            mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg))
+            if nfct_nlmsg_build(nlh, ct) == 0:
+                built = buf[:nlh.nlmsg_len]
+        finally:
+            free(buf)
     return tuple(out), built
 
 
