@@ -1,8 +1,8 @@
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Mapping, Optional, Union
 
 from _nfct.filter import Filter
 from _nfct.flow import Flow
-from _nfct.format import Format
+from _nfct.format import Format, LabelMap
 from pynfct.events import EventType
 
 DEFAULT_RCVBUF: int
@@ -18,10 +18,17 @@ T_DESTROY: int
 ENOBUFS_WARNING: bytes
 
 class Event:
+    """One conntrack event; a value like Flow (equality, hash, pickle, as_dict/from_dict)."""
     flow: Flow
     portid: int
+    def __init__(self, type: Union[EventType, int, str], flow: Flow, portid: int = ...) -> None: ...
     @property
     def type(self) -> EventType: ...
+    def as_dict(self) -> dict: ...
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], labelmap: Optional[LabelMap] = ...) -> "Event": ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
 
 class EventSocket:
     rcvbuf: int

@@ -51,6 +51,22 @@ memset(&_plain_fmt, 0, sizeof(fmt_t))
 _plain_fmt.out_type = NFCT_O_DEFAULT
 
 cdef object _EventType = None
+# The event types as -o json names them, and the numbers (NFCT_T_*) names and EventTypes stand for.
+cdef dict _TYPE_NAMES = {NFCT_T_NEW: "new", NFCT_T_UPDATE: "update", NFCT_T_DESTROY: "destroy"}
+cdef dict _TYPE_NUMBERS = {"new": NFCT_T_NEW, "update": NFCT_T_UPDATE, "destroy": NFCT_T_DESTROY}
+
+
+cdef unsigned int _event_type(object t) except 0:
+    if isinstance(t, str):
+        n = _TYPE_NUMBERS.get(t.lower())
+        if n is None:
+            raise ValueError(f"type: unknown event type {t!r}; new, update or destroy")
+        return n
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise TypeError(f"type: expected an EventType or a name, got {type(t).__name__}")
+    if t not in _TYPE_NAMES:
+        raise ValueError(f"type: {t!r} is not one event type (NEW, UPDATE or DESTROY)")
+    return t
 
 
 cdef class Event:
@@ -59,13 +75,20 @@ cdef class Event:
     ``portid`` is the netlink port of the program whose request caused the event (``conntrack -I``,
     ``-D``, ``-F``, ...), 0 when the kernel itself did (traffic, timeouts). ``str(event)`` is the line
     ``conntrack -E`` prints for it (without the program name).
+
+    Events are values like Flows: equal when type, portid and flow are (see Flow.__eq__), hashable,
+    picklable; as_dict() is the object ``pynfct -E -o json`` prints for the event, and from_dict()
+    builds the Event back from it.
     """
     cdef readonly Flow flow
     cdef readonly unsigned int portid
     cdef unsigned int _type
 
-    def __init__(self):
-        raise TypeError("Event objects come from Conntrack.events()")
+    def __init__(self, type, Flow flow not None, unsigned int portid=0):
+        """An event of this type (EventType.NEW, UPDATE or DESTROY, or its name) for this flow."""
+        self._type = _event_type(type)
+        self.flow = flow
+        self.portid = portid
 
     @property
     def type(self):
@@ -84,6 +107,54 @@ cdef class Event:
 
     def __repr__(self):
         return f"<Event {self.type.name} {self.flow!r}>"
+
+    def __eq__(self, other):
+        if not isinstance(other, Event):
+            return NotImplemented
+        cdef Event o = <Event>other
+        return self._type == o._type and self.portid == o.portid and self.flow == o.flow
+
+    def __hash__(self):
+        return hash((self._type, self.portid, self.flow))
+
+    def __reduce__(self):
+        return Event, (self._type, self.flow, self.portid)
+
+    def as_dict(self) -> dict:
+        """The object ``pynfct -E -o json`` prints for this event (docs/json.md): ``type`` (``new``,
+        ``update`` or ``destroy``), the flow's fields, and ``portid`` when a program caused it. The
+        CLI's ``progname`` and ``time`` are not part of an Event."""
+        d = {"type": _TYPE_NAMES[self._type]}
+        d.update(self.flow.as_dict())
+        if self.portid:
+            d["portid"] = self.portid
+        return d
+
+    @classmethod
+    def from_dict(cls, d, labelmap=None):
+        """The Event an as_dict() object (or a line of ``pynfct -E -o json``) describes.
+
+        ``type`` is required, ``portid`` optional; the CLI's ``progname`` and ``time`` are accepted and
+        dropped; the rest is the flow, read as Flow.from_dict() reads it (errors name the key).
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"Event.from_dict() takes a dict, not {type(d).__name__}")
+        rest = dict(d)
+        t = rest.pop("type", None)
+        if t is None:
+            raise ValueError("type: missing")
+        if not isinstance(t, str):
+            raise TypeError(f"type: expected a str, got {type(t).__name__}")
+        portid = rest.pop("portid", None)
+        if portid is None:
+            portid = 0
+        elif isinstance(portid, bool) or not isinstance(portid, int):
+            raise TypeError(f"portid: expected an int, got {type(portid).__name__}")
+        elif not 0 <= portid <= 0xffffffff:
+            raise ValueError(f"portid: {portid} is out of range 0..4294967295")
+        rest.pop("progname", None)
+        rest.pop("time", None)
+        return cls(t, Flow.from_dict(rest, labelmap), portid)
 
 
 cdef Event make_event(rec_t *r):

@@ -7,6 +7,8 @@ cdef class Flow:
     @staticmethod
     cdef Flow adopt(nf_conntrack *ct)
 
+    cdef bytes _value(self)      # the -o json text: what equality and the hash compare
+
 
 cdef class Tuple:
     cdef Flow flow
