@@ -22,7 +22,7 @@ from _nfct.flow cimport Flow
 from _nfct.sysapi cimport recv, send, setsockopt, getsockopt, socklen_t, SOL_SOCKET, SO_RCVBUF
 from _nfct.fdio cimport outbuf_t, outbuf_flush
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 
 cdef enum:

@@ -6,6 +6,7 @@ from _nfct.libnfct cimport *
 from _nfct.netlink cimport nlmsghdr
 from _nfct.sysapi cimport ntohs, ntohl, inet_ntop
 from _nfct.format cimport state_name
+from _nfct.constants cimport OUT_JSON
 
 
 cdef enum:
@@ -124,7 +125,7 @@ cdef class Flow:
     def status(self):
         global _Status
         if _Status is None:
-            from pynfct.status import Status
+            from _nfct.constants import Status
             _Status = Status
         return _Status(nfct_get_attr_u32(self.ct, ATTR_STATUS))
 
@@ -193,8 +194,7 @@ cdef class Flow:
         """The JSON schema of `-o json` as a dict (docs/json.md)."""
         import json
         from _nfct.format import Format
-        from pynfct.template import Out
-        return json.loads(Format(Out.JSON).format(self))
+        return json.loads(Format(OUT_JSON).format(self))
 
 
 cdef class Tuple:

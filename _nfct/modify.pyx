@@ -27,19 +27,16 @@ from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init
                             req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 
-from pynfct.errors import from_errno
-from pynfct.template import Opt
+from _nfct.constants cimport (O_MARK, O_STATUS, O_ADD_LABEL, O_DEL_LABEL, O_ORIG, O_REPL, O_PROTO, O_SRC_NAT,
+                              O_DST_NAT, O_ANY_NAT, O_MASK_SRC, O_MASK_DST)
+
+from _nfct.errors import from_errno
 
 cdef enum:
     AF_INET = 2
     AF_INET6 = 10
     NBATCH = 4              # batches in flight between the calling thread and the sender
     OUT_SIZE = 1 << 20
-
-cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_ADD_LABEL = Opt.ADD_LABEL
-cdef unsigned int O_DEL_LABEL = Opt.DEL_LABEL, O_ORIG = Opt.ORIG, O_REPL = Opt.REPL, O_PROTO = Opt.PROTO
-cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
-cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
 
 
 # --- output ---------------------------------------------------------------------------------------------
