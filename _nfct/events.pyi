@@ -3,7 +3,7 @@ from typing import Callable, List, Optional
 from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.format import Format
-from pynfct.events import EventType
+from _nfct.constants import EventType
 
 DEFAULT_RCVBUF: int
 GROUPS_NEW: int

@@ -1,8 +1,8 @@
-from pynfct.template import Command
+from _nfct._types import CommandLike
 
 class Filter:
     family: int
-    command: Command
-    def __init__(self, command: Command, kernel_tuple: bool = ..., prepare_networks: bool = ...) -> None: ...
+    command: CommandLike
+    def __init__(self, command: CommandLike, kernel_tuple: bool = ..., prepare_networks: bool = ...) -> None: ...
     kernel_tuple: bool
     split_families: bool

@@ -1,6 +1,6 @@
 from typing import FrozenSet, Optional
 
-from pynfct.status import Status
+from _nfct.constants import Status
 
 class Flow:
     """One conntrack entry (read-only; fields decoded on access)."""

@@ -2,7 +2,7 @@ from typing import List, Optional, Sequence
 
 from _nfct.flow import Flow
 from _nfct.format import Format
-from pynfct.template import Command
+from _nfct._types import CommandLike
 
 class ModifyResult:
     count: int
@@ -11,6 +11,6 @@ class ModifyResult:
     failures: List[int]
     flows: List[Flow]
 
-def modify(nsfd: int, command: Command, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
+def modify(nsfd: int, command: CommandLike, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
            threaded: Optional[bool] = ..., flows: Optional[Sequence[Flow]] = ...,
            collect: bool = ...) -> ModifyResult: ...
