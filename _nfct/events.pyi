@@ -1,4 +1,6 @@
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
+
+from typing_extensions import disjoint_base
 
 from _nfct.filter import Filter
 from _nfct.flow import Flow
@@ -17,16 +19,24 @@ T_UPDATE: int
 T_DESTROY: int
 ENOBUFS_WARNING: bytes
 
+@disjoint_base
 class Event:
-    flow: Flow
-    portid: int
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # raises TypeError: events make them
+    @property
+    def flow(self) -> Flow: ...
+    @property
+    def portid(self) -> int: ...
     @property
     def type(self) -> EventType: ...
 
+@disjoint_base
 class EventSocket:
-    rcvbuf: int
-    kernel_filter: bool
-    expect: bool
+    @property
+    def rcvbuf(self) -> int: ...
+    @property
+    def kernel_filter(self) -> bool: ...
+    @property
+    def expect(self) -> bool: ...
     timeout: Optional[float]
     on_lost: Optional[Callable[[int], None]]
     def __init__(self, nsfd: int, groups: int, filt: Optional[Filter] = ..., rcvbuf: Optional[int] = ...,

@@ -17,7 +17,7 @@ from _nfct.sysapi cimport htons, htonl
 from _nfct.constants cimport (O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST, O_PROTO, O_MASK_SRC, O_MASK_DST,
                               O_SRC_NAT, O_DST_NAT, O_ANY_NAT, O_MARK, O_COMPARISON, O_ZONE)
 
-from _nfct.constants import Attr, ATTR_KIND
+from _nfct.constants import Attr, ATTR_KIND as _ATTR_KIND
 from _nfct.errors import ParameterError
 
 
@@ -156,7 +156,7 @@ cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
     cdef nf_conntrack_attr a
     for attr, value in attrs.items():
         a = <nf_conntrack_attr><int>attr
-        kind = ATTR_KIND[attr]
+        kind = _ATTR_KIND[attr]
         if kind == "u8":
             nfct_set_attr_u8(ct, a, value)
         elif kind == "u16":

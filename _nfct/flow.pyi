@@ -1,9 +1,13 @@
-from typing import FrozenSet, Optional
+from typing import Any, FrozenSet, Optional
+
+from typing_extensions import disjoint_base
 
 from _nfct.constants import Status
 
+@disjoint_base
 class Flow:
     """One conntrack entry (read-only; fields decoded on access)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # raises TypeError: dumps make them
     @property
     def family(self) -> str: ...
     @property
@@ -42,8 +46,10 @@ class Flow:
     def labels(self) -> FrozenSet[int]: ...
     def as_dict(self) -> dict: ...
 
+@disjoint_base
 class Tuple:
     """One direction of a flow."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # raises TypeError: Flow.orig/reply
     @property
     def src(self) -> Optional[str]: ...
     @property

@@ -1,19 +1,31 @@
 from typing import Callable, List, Optional, Tuple
 
+from typing_extensions import disjoint_base
+
 from _nfct.flow import Flow
 from _nfct._types import CommandLike
 
+@disjoint_base
 class Loader:
-    lineno: int
-    fast_lines: int
-    created: int
-    existed: int
-    last_proto: int
-    fail_line: int
-    fail_errno: int
-    fail_add: bool
+    @property
+    def lineno(self) -> int: ...
+    @property
+    def fast_lines(self) -> int: ...
+    @property
+    def created(self) -> int: ...
+    @property
+    def existed(self) -> int: ...
+    @property
+    def last_proto(self) -> int: ...
+    @property
+    def fail_line(self) -> int: ...
+    @property
+    def fail_errno(self) -> int: ...
+    @property
+    def fail_add(self) -> bool: ...
     keep_going: bool
-    failures: List[Tuple[int, int]]
+    @property
+    def failures(self) -> List[Tuple[int, int]]: ...
     def __init__(self, fd: int, slow: Optional[Callable[[bytes, int], None]], nsfd: int = ..., run: bool = ...,
                  copy_fd: int = ..., threaded: Optional[bool] = ..., undo: Optional[bytes] = ...,
                  stop_line: int = ...) -> None: ...
