@@ -1,8 +1,8 @@
-"""The numbers the C layer and pynfct share (see constants.pyx)."""
+"""The numbers of a command that the C layer and pynfct share (see constants.pyx)."""
 import enum
 from typing import Dict
 
-__all__ = ["Attr", "ATTR_KIND", "Status", "EventType", "Cmd", "Opt", "Out", "Table", "CT_COMPARISON"]
+__all__ = ["Attr", "ATTR_KIND", "Cmd", "Opt", "Out", "Table", "CT_COMPARISON"]
 
 
 class Attr(enum.IntEnum):
@@ -83,32 +83,6 @@ class Attr(enum.IntEnum):
     SYNPROXY_TSOFF = 74
 
 ATTR_KIND: Dict[Attr, str]
-
-
-class Status(enum.IntFlag):
-    EXPECTED = 1
-    SEEN_REPLY = 2
-    ASSURED = 4
-    CONFIRMED = 8
-    SRC_NAT = 16
-    DST_NAT = 32
-    SEQ_ADJUST = 64
-    SRC_NAT_DONE = 128
-    DST_NAT_DONE = 256
-    DYING = 512
-    FIXED_TIMEOUT = 1024
-    TEMPLATE = 2048
-    UNTRACKED = 4096
-    HELPER = 8192
-    OFFLOAD = 16384
-    HW_OFFLOAD = 32768
-
-
-class EventType(enum.IntFlag):
-    NEW = 1
-    UPDATE = 2
-    DESTROY = 4
-    ALL = 7
 
 
 class Cmd(enum.IntFlag):

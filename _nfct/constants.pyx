@@ -1,24 +1,22 @@
 # cython: language_level=3
-"""The numbers the C layer and pynfct share, as Python enums: the single definition of each.
+"""The numbers of a command that the C layer and pynfct share, as Python enums: the single definition.
 
 * :class:`Attr` -- libnetfilter_conntrack's enum nf_conntrack_attr, and :data:`ATTR_KIND`, how a template
   value of each attribute is passed to ``nfct_set_attr_*``;
-* :class:`Status` -- the kernel's IPS_* status bits (linux/netfilter/nf_conntrack_common.h);
-* :class:`EventType` -- libnetfilter_conntrack's NFCT_T_NEW/UPDATE/DESTROY;
 * :class:`Cmd`, :class:`Opt`, :class:`Out`, :class:`Table` and :data:`CT_COMPARISON` -- conntrack-tools'
   own command, option and output bits, which no installed header declares (see constants.pxd).
 
-The values come from the C declarations (libnfct.pxd, netlink.pxd, constants.pxd), so C and Python
-cannot disagree. pynfct re-exports these objects (pynfct.attrs, pynfct.status, pynfct.template,
-pynfct.events); this module imports nothing from pynfct.
+The values come from the C declarations (libnfct.pxd, constants.pxd), so C and Python cannot disagree.
+pynfct re-exports these objects (pynfct.attrs, pynfct.template); this module imports nothing from
+pynfct. What entries and events carry (Status, EventType) is in _nfct.flags, which the command line's
+start does not need.
 """
 import enum
 
 from _nfct.libnfct cimport *
-from _nfct.netlink cimport *
 # constants.pxd (conntrack-tools' bits) is this module's own: its names are in scope here.
 
-__all__ = ["Attr", "ATTR_KIND", "Status", "EventType", "Cmd", "Opt", "Out", "Table", "CT_COMPARISON"]
+__all__ = ["Attr", "ATTR_KIND", "Cmd", "Opt", "Out", "Table", "CT_COMPARISON"]
 
 
 class Attr(enum.IntEnum):
@@ -182,36 +180,6 @@ ATTR_KIND = {
     Attr.SYNPROXY_ITS: "u32",
     Attr.SYNPROXY_TSOFF: "u32",
 }
-
-
-class Status(enum.IntFlag):
-    """Status flags of a conntrack entry (enum ip_conntrack_status in linux/netfilter/nf_conntrack_common.h)."""
-
-    EXPECTED = IPS_EXPECTED
-    SEEN_REPLY = IPS_SEEN_REPLY
-    ASSURED = IPS_ASSURED
-    CONFIRMED = IPS_CONFIRMED
-    SRC_NAT = IPS_SRC_NAT
-    DST_NAT = IPS_DST_NAT
-    SEQ_ADJUST = IPS_SEQ_ADJUST
-    SRC_NAT_DONE = IPS_SRC_NAT_DONE
-    DST_NAT_DONE = IPS_DST_NAT_DONE
-    DYING = IPS_DYING
-    FIXED_TIMEOUT = IPS_FIXED_TIMEOUT
-    TEMPLATE = IPS_TEMPLATE
-    UNTRACKED = IPS_UNTRACKED
-    HELPER = IPS_HELPER
-    OFFLOAD = IPS_OFFLOAD
-    HW_OFFLOAD = IPS_HW_OFFLOAD
-
-
-class EventType(enum.IntFlag):
-    """What happened to an entry (libnetfilter_conntrack's NFCT_T_* values)."""
-
-    NEW = NFCT_T_NEW
-    UPDATE = NFCT_T_UPDATE
-    DESTROY = NFCT_T_DESTROY
-    ALL = NFCT_T_ALL
 
 
 # The members have the C names, so the class is made by a call (a class body would look them up as

@@ -5,7 +5,7 @@ from typing_extensions import disjoint_base
 from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.format import Format
-from _nfct.constants import EventType
+from _nfct.flags import EventType
 
 DEFAULT_RCVBUF: int
 GROUPS_NEW: int

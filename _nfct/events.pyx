@@ -72,7 +72,7 @@ cdef class Event:
         """pynfct.EventType.NEW, UPDATE or DESTROY."""
         global _EventType
         if _EventType is None:
-            from _nfct.constants import EventType
+            from _nfct.flags import EventType
             _EventType = EventType
         return _EventType(self._type)
 

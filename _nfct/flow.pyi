@@ -2,7 +2,7 @@ from typing import Any, FrozenSet, Optional
 
 from typing_extensions import disjoint_base
 
-from _nfct.constants import Status
+from _nfct.flags import Status
 
 @disjoint_base
 class Flow:

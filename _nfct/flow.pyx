@@ -125,7 +125,7 @@ cdef class Flow:
     def status(self):
         global _Status
         if _Status is None:
-            from _nfct.constants import Status
+            from _nfct.flags import Status
             _Status = Status
         return _Status(nfct_get_attr_u32(self.ct, ATTR_STATUS))
 

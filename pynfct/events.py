@@ -27,7 +27,7 @@ __all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCV
            "open_events"]
 
 
-from _nfct.constants import EventType  # noqa: E402  (NFCT_T_* values; defined below pynfct)
+from _nfct.flags import EventType  # noqa: E402  (NFCT_T_* values; defined below pynfct)
 
 
 Mask = Union[str, int, EventType, Iterable[Union[str, EventType]]]
