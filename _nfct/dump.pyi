@@ -1,5 +1,7 @@
 from typing import Iterator, Optional
 
+from typing_extensions import disjoint_base
+
 from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.format import Format
@@ -10,6 +12,7 @@ SPLIT_BATCHES: int
 DUMP_DYING: int
 DUMP_UNCONFIRMED: int
 
+@disjoint_base
 class Dump(Iterator[Flow]):
     count: int
     def __init__(self, nsfd: int, msg_type: int = ..., family: int = ..., filt: Optional[Filter] = ...,

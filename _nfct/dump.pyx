@@ -22,15 +22,13 @@ from _nfct.flow cimport Flow
 from _nfct.sysapi cimport recv, send, setsockopt, getsockopt, socklen_t, SOL_SOCKET, SO_RCVBUF
 from _nfct.fdio cimport outbuf_t, outbuf_flush
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 
 cdef enum:
     NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
-    REQ_SIZE = 8192
-    PRE_SIZE = 32
 
 # Table names for the message type of the request.
 DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
@@ -40,30 +38,6 @@ DUMP_UNCONFIRMED = IPCTNL_MSG_CT_GET_UNCONFIRMED
 # While one family's filtered dump is read, the other's keeps going into up to this many batches
 # (at most 64 KiB each, allocated as filled), so the two kernel table walks overlap.
 SPLIT_BATCHES = 1024
-
-
-cdef struct slot_t:
-    char *buf
-    ssize_t len
-    int err
-
-
-cdef struct pipe_t:
-    pthread_mutex_t lock
-    pthread_cond_t cond
-    const char *req         # the dump request: the reader thread sends it, since the kernel
-    size_t req_len          # fills the first batch inside that send (a whole filtered walk, if
-                            # nothing matches), and two dumps should walk the table at once
-    const char *pre         # with `defer`: a request whose answer stays queued (see start_deferred)
-    uint32_t pre_seq
-    uint32_t seq
-    bint defer
-    bint skipping           # the pre answer and the deferred start's error are still to come
-    slot_t *slots           # a ring of nslots batches; buffers are allocated when first filled
-    int nslots
-    int head, tail, count
-    bint done, stop
-    int fd
 
 
 cdef bint batch_is_last(const char *buf, ssize_t len) noexcept nogil:
@@ -213,13 +187,6 @@ cdef int text_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     return MNL_CB_OK
 
 
-cdef struct flow_ctx:
-    const ct_filter *filt
-    nf_conntrack **items
-    int n
-    int cap
-
-
 cdef int flow_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     cdef flow_ctx *c = <flow_ctx *>data
     cdef nf_conntrack *ct
@@ -238,18 +205,6 @@ cdef class Dump:
 
     Iterate it for Flow objects, or call to_fd() to write text without creating any.
     """
-    cdef NfctSocket sock
-    cdef Filter filt
-    cdef pipe_t pipe
-    cdef pthread_t thread
-    cdef bint started, joined
-    cdef char req[REQ_SIZE]
-    cdef char pre[PRE_SIZE]
-    cdef unsigned int seq
-    cdef flow_ctx fc
-    cdef int fi
-    cdef bint finished
-    cdef public long count
 
     def __cinit__(self):
         self.pipe.slots = NULL
@@ -405,13 +360,13 @@ cdef class Dump:
         self.count += 1
         return Flow.adopt(ct)
 
-    def feed(self, size_t callback, size_t data):
-        """Hand every remaining kept entry to a C callback (an entry_cb_t address), without the GIL.
+    cdef long feed(self, entry_cb_t cb, void *data) except -1:
+        """Hand every remaining kept entry to the C callback `cb`, without the GIL.
 
         The write path (-D, -U) acts on entries in C as they arrive; entries already parsed by a
-        peek through __next__ go first. Returns how many entries were handed over.
+        peek through __next__ go first. Returns how many entries were handed over. C only: a
+        callback and its data are addresses, which Python code must not be able to pass.
         """
-        cdef entry_cb_t cb = <entry_cb_t>callback
         cdef slot_t *s
         cdef int ret = 1, err = 0, i, stop = 0
         cdef long n = 0
@@ -423,7 +378,7 @@ cdef class Dump:
                     self.fc.items[self.fi] = NULL
                     self.fi += 1
                     n += 1
-                    if cb(ct, <void *>data) < 0:
+                    if cb(ct, data) < 0:
                         stop = 1
                         break
                 if stop or self.finished:

@@ -1,9 +1,11 @@
-from typing import Any, Callable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
+from typing_extensions import disjoint_base
 
 from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.format import Format, LabelMap
-from pynfct.events import EventType
+from _nfct.flags import EventType
 
 DEFAULT_RCVBUF: int
 GROUPS_NEW: int
@@ -17,23 +19,30 @@ T_UPDATE: int
 T_DESTROY: int
 ENOBUFS_WARNING: bytes
 
+@disjoint_base
 class Event:
     """One conntrack event; a value like Flow (equality, hash, pickle, as_dict/from_dict)."""
-    flow: Flow
-    portid: int
     def __init__(self, type: Union[EventType, int, str], flow: Flow, portid: int = ...) -> None: ...
     @property
+    def flow(self) -> Flow: ...
+    @property
+    def portid(self) -> int: ...
+    @property
     def type(self) -> EventType: ...
-    def as_dict(self) -> dict: ...
+    def as_dict(self) -> Dict[str, Any]: ...
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], labelmap: Optional[LabelMap] = ...) -> "Event": ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
+@disjoint_base
 class EventSocket:
-    rcvbuf: int
-    kernel_filter: bool
-    expect: bool
+    @property
+    def rcvbuf(self) -> int: ...
+    @property
+    def kernel_filter(self) -> bool: ...
+    @property
+    def expect(self) -> bool: ...
     timeout: Optional[float]
     on_lost: Optional[Callable[[int], None]]
     def __init__(self, nsfd: int, groups: int, filt: Optional[Filter] = ..., rcvbuf: Optional[int] = ...,

@@ -30,7 +30,7 @@ from _nfct.evfilter cimport attach_filter
 import os
 
 from _nfct.evloop import ENOBUFS_WARNING     # part of this module's API; the loop writes it
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 #: The default receive buffer: room for a burst of ~200,000 events (the kernel doubles the value).
 DEFAULT_RCVBUF = 128 << 20
@@ -95,7 +95,7 @@ cdef class Event:
         """pynfct.EventType.NEW, UPDATE or DESTROY."""
         global _EventType
         if _EventType is None:
-            from pynfct.events import EventType
+            from _nfct.flags import EventType
             _EventType = EventType
         return _EventType(self._type)
 

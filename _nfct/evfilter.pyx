@@ -12,14 +12,11 @@ from _nfct.libnfct cimport *
 from _nfct.sysapi cimport ntohl
 from _nfct.filter cimport ct_filter
 
-from pynfct.template import Opt, CT_COMPARISON
+from _nfct.constants cimport O_COMPARISON, O_MASK_SRC, O_MASK_DST, O_MARK
 
 cdef enum:
     AF_INET = 2
     AF_INET6 = 10
-
-cdef unsigned int O_COMPARISON = CT_COMPARISON
-cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST, O_MARK = Opt.MARK
 
 
 cdef void add_ip(nfct_filter *flt, bint v6, bint dst, const uint32_t *addr, const uint32_t *mask) noexcept nogil:

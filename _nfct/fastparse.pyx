@@ -17,7 +17,8 @@ from _nfct.netlink cimport nlmsghdr, nfgenmsg
 from _nfct.sysapi cimport htons, inet_pton, inet_aton
 from _nfct.request cimport template_ct
 
-from pynfct.template import Opt
+from _nfct.constants cimport (O_MARK, O_STATUS, O_PROTO, O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST,
+                              O_TIMEOUT, O_ZONE, O_ORIG_ZONE, O_REPL_ZONE)
 
 cdef extern from "<strings.h>" nogil:
     int strncasecmp(const char *s1, const char *s2, size_t n)
@@ -27,11 +28,6 @@ cdef enum:
     AF_INET6 = 10
     PARAM_MAX = 1024        # add_param_to_argv(): a longer word is "Parameter too long!"
 
-cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_PROTO = Opt.PROTO
-cdef unsigned int O_ORIG_SRC = Opt.ORIG_SRC, O_ORIG_DST = Opt.ORIG_DST
-cdef unsigned int O_REPL_SRC = Opt.REPL_SRC, O_REPL_DST = Opt.REPL_DST
-cdef unsigned int O_TIMEOUT = Opt.TIMEOUT, O_ZONE = Opt.ZONE
-cdef unsigned int O_ORIG_ZONE = Opt.ORIG_ZONE, O_REPL_ZONE = Opt.REPL_ZONE
 cdef unsigned int addr_opt[4]
 addr_opt[:] = [O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST]
 

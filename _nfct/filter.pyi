@@ -1,8 +1,14 @@
-from pynfct.template import Command
+from typing_extensions import disjoint_base
 
+from _nfct._types import CommandLike
+
+@disjoint_base
 class Filter:
-    family: int
-    command: Command
-    def __init__(self, command: Command, kernel_tuple: bool = ..., prepare_networks: bool = ...) -> None: ...
+    @property
+    def family(self) -> int: ...
+    @property
+    def command(self) -> CommandLike: ...
+    def __init__(self, command: CommandLike, kernel_tuple: bool = ..., prepare_networks: bool = ...) -> None: ...
     kernel_tuple: bool
-    split_families: bool
+    @property
+    def split_families(self) -> bool: ...

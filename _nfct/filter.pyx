@@ -14,9 +14,11 @@ from _nfct.libmnl cimport *
 from _nfct.netlink cimport *
 from _nfct.sysapi cimport htons, htonl
 
-from pynfct.attrs import Attr, ATTR_KIND
-from pynfct.errors import ParameterError
-from pynfct.template import Opt, CT_COMPARISON
+from _nfct.constants cimport (O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST, O_PROTO, O_MASK_SRC, O_MASK_DST,
+                              O_SRC_NAT, O_DST_NAT, O_ANY_NAT, O_MARK, O_COMPARISON, O_ZONE)
+
+from _nfct.constants import Attr, ATTR_KIND as _ATTR_KIND
+from _nfct.errors import ParameterError
 
 
 cdef enum:
@@ -24,12 +26,6 @@ cdef enum:
     AF_INET6 = 10
     DIR_SRC = 0
     DIR_DST = 1
-
-cdef unsigned int O_ORIG_SRC = Opt.ORIG_SRC, O_ORIG_DST = Opt.ORIG_DST
-cdef unsigned int O_REPL_SRC = Opt.REPL_SRC, O_REPL_DST = Opt.REPL_DST, O_PROTO = Opt.PROTO
-cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
-cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
-cdef unsigned int O_MARK = Opt.MARK, O_COMPARISON = CT_COMPARISON, O_ZONE = Opt.ZONE
 
 # CTA_FILTER_F_* of the kernel's nf_internals.h (not in the UAPI headers).
 cdef enum:
@@ -160,7 +156,7 @@ cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
     cdef nf_conntrack_attr a
     for attr, value in attrs.items():
         a = <nf_conntrack_attr><int>attr
-        kind = ATTR_KIND[attr]
+        kind = _ATTR_KIND[attr]
         if kind == "u8":
             nfct_set_attr_u8(ct, a, value)
         elif kind == "u16":
@@ -185,7 +181,7 @@ cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
 
 
 cdef class Filter:
-    """The compiled filter of a Command (pynfct.template.Command)."""
+    """The compiled filter of a command: anything with the attributes of pynfct.template.Command."""
 
     def __cinit__(self):
         memset(&self.f, 0, sizeof(ct_filter))

@@ -1,7 +1,9 @@
-from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple as _Tuple
+from typing import Any, Dict, FrozenSet, Mapping, NamedTuple, Optional, Tuple as _Tuple
 
+from typing_extensions import disjoint_base
+
+from _nfct.flags import Status
 from _nfct.format import LabelMap
-from pynfct.status import Status
 
 class FlowKey(NamedTuple):
     """What identifies a connection (Flow.key): the original tuple and zone."""
@@ -12,9 +14,11 @@ class FlowKey(NamedTuple):
     l4: _Tuple[Optional[int], ...]
     zone: int
 
+@disjoint_base
 class Flow:
     """One conntrack entry (read-only; fields decoded on access). A value: equal, hashed and pickled
     by everything it holds; built from an as_dict() object by from_dict()."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # raises TypeError: dumps make them
     @property
     def family(self) -> str: ...
     @property
@@ -55,7 +59,7 @@ class Flow:
     def labels(self) -> FrozenSet[int]: ...
     @property
     def key(self) -> FlowKey: ...
-    def as_dict(self) -> dict: ...
+    def as_dict(self) -> Dict[str, Any]: ...
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], labelmap: Optional[LabelMap] = ...) -> "Flow": ...
     def __eq__(self, other: object) -> bool: ...
@@ -64,8 +68,10 @@ class Flow:
     def __deepcopy__(self, memo: Any) -> "Flow": ...
     def _message(self) -> bytes: ...
 
+@disjoint_base
 class Tuple:
     """One direction of a flow."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # raises TypeError: Flow.orig/reply
     @property
     def src(self) -> Optional[str]: ...
     @property

@@ -94,6 +94,7 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
 
 cdef extern from "<endian.h>" nogil:
     uint64_t htobe64(uint64_t)
+from _nfct.constants cimport OUT_JSON
 
 
 cdef enum:
@@ -223,7 +224,7 @@ cdef class Flow:
     def status(self):
         global _Status
         if _Status is None:
-            from pynfct.status import Status
+            from _nfct.flags import Status
             _Status = Status
         return _Status(nfct_get_attr_u32(self.ct, ATTR_STATUS))
 

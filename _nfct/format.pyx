@@ -14,7 +14,7 @@ from _nfct.libnfct cimport *
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport ntohs, ntohl, inet_ntop
 
-from pynfct.template import Out
+from _nfct.constants cimport OUT_XML, OUT_EXT, OUT_KTMS, OUT_ID, OUT_SAVE, OUT_JSON
 
 
 cdef enum:
@@ -601,25 +601,25 @@ cdef size_t format_ct(char *buf, size_t size, const nf_conntrack *ct, const fmt_
 
 
 cdef class Format:
-    """How a command prints entries: built from the -o flags (pynfct.template.Out)."""
+    """How a command prints entries: built from the -o flags (Out of _nfct.constants)."""
 
     def __cinit__(self):
         memset(&self.f, 0, sizeof(fmt_t))
 
     def __init__(self, output=0, labelmap=None, bint show_labels=False, root=b"conntrack"):
-        output = Out(output)
-        self.f.out_type = NFCT_O_XML if output & Out.XML else NFCT_O_DEFAULT
+        cdef unsigned int out = output
+        self.f.out_type = NFCT_O_XML if out & OUT_XML else NFCT_O_DEFAULT
         self.f.out_flags = 0
-        if output & Out.EXT:
+        if out & OUT_EXT:
             self.f.out_flags |= NFCT_OF_SHOW_LAYER3
-        if output & Out.KTMS:
+        if out & OUT_KTMS:
             self.f.out_flags |= NFCT_OF_TIMESTAMP
-        if output & Out.ID:
+        if out & OUT_ID:
             self.f.out_flags |= NFCT_OF_ID
-        self.f.save = bool(output & Out.SAVE)
-        self.f.json = bool(output & Out.JSON)
+        self.f.save = (out & OUT_SAVE) != 0
+        self.f.json = (out & OUT_JSON) != 0
         self.header = self.footer = b""
-        if output & Out.XML and not self.f.save:
+        if out & OUT_XML and not self.f.save:
             self.header = b'<?xml version="1.0" encoding="utf-8"?>\n<' + root + b'>\n'
             self.footer = b'</' + root + b'>\n'
         if labelmap is not None:

@@ -27,7 +27,7 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
         NFCT_T_DESTROY
         NFCT_T_ALL
 
-    # enum nf_conntrack_attr: the numbers live in pynfct/attrs.py; C only needs a few by name.
+    # enum nf_conntrack_attr, every member (aliases left out): _nfct.constants.Attr takes its numbers from here.
     enum nf_conntrack_attr:
         ATTR_ORIG_IPV4_SRC
         ATTR_ORIG_IPV4_DST
@@ -66,23 +66,44 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
         ATTR_TCP_FLAGS_REPL
         ATTR_TCP_MASK_ORIG
         ATTR_TCP_MASK_REPL
+        ATTR_MASTER_IPV4_SRC
+        ATTR_MASTER_IPV4_DST
+        ATTR_MASTER_IPV6_SRC
+        ATTR_MASTER_IPV6_DST
+        ATTR_MASTER_PORT_SRC
+        ATTR_MASTER_PORT_DST
+        ATTR_MASTER_L3PROTO
+        ATTR_MASTER_L4PROTO
         ATTR_SECMARK
+        ATTR_ORIG_NAT_SEQ_CORRECTION_POS
+        ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE
+        ATTR_ORIG_NAT_SEQ_OFFSET_AFTER
+        ATTR_REPL_NAT_SEQ_CORRECTION_POS
+        ATTR_REPL_NAT_SEQ_OFFSET_BEFORE
+        ATTR_REPL_NAT_SEQ_OFFSET_AFTER
         ATTR_SCTP_STATE
         ATTR_SCTP_VTAG_ORIG
         ATTR_SCTP_VTAG_REPL
         ATTR_HELPER_NAME
         ATTR_DCCP_STATE
         ATTR_DCCP_ROLE
+        ATTR_DCCP_HANDSHAKE_SEQ
+        ATTR_TCP_WSCALE_ORIG
+        ATTR_TCP_WSCALE_REPL
         ATTR_ZONE
         ATTR_SECCTX
         ATTR_TIMESTAMP_START
         ATTR_TIMESTAMP_STOP
+        ATTR_HELPER_INFO
         ATTR_CONNLABELS
         ATTR_CONNLABELS_MASK
         ATTR_ORIG_ZONE
         ATTR_REPL_ZONE
         ATTR_SNAT_IPV6
         ATTR_DNAT_IPV6
+        ATTR_SYNPROXY_ISN
+        ATTR_SYNPROXY_ITS
+        ATTR_SYNPROXY_TSOFF
         ATTR_MAX
 
     enum:

@@ -27,8 +27,9 @@ from _nfct.request cimport (req_t, batch_t, req_init, req_free, batch_init, batc
                             req_flush, family_of, template_ct, creatable_clone, handoff_t, handoff_init,
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 from _nfct.fastparse cimport LINE_MAX, MAX_ARGC, FAST_ADD, fast_t, fast_parse, fast_build
+from _nfct.constants cimport CT_ADD
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 cdef enum:
     NBATCH_LOAD = 2         # one batch being sent while the next is built
@@ -410,8 +411,7 @@ cdef class Loader:
         cdef int ret
         cdef bint add
         cdef int family = command.family
-        from pynfct.template import Cmd
-        add = command.command == Cmd.CT_ADD
+        add = command.command == CT_ADD
         with nogil:
             ret = self.queue(ct, family, add)
         nfct_destroy(ct)

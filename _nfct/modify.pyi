@@ -1,16 +1,24 @@
 from typing import List, Optional, Sequence
 
+from typing_extensions import disjoint_base
+
 from _nfct.flow import Flow
 from _nfct.format import Format
-from pynfct.template import Command
+from _nfct._types import CommandLike
 
+@disjoint_base
 class ModifyResult:
-    count: int
-    vanished: int
-    unchanged: int
-    failures: List[int]
-    flows: List[Flow]
+    @property
+    def count(self) -> int: ...
+    @property
+    def vanished(self) -> int: ...
+    @property
+    def unchanged(self) -> int: ...
+    @property
+    def failures(self) -> List[int]: ...
+    @property
+    def flows(self) -> List[Flow]: ...
 
-def modify(nsfd: int, command: Command, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
+def modify(nsfd: int, command: CommandLike, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
            threaded: Optional[bool] = ..., flows: Optional[Sequence[Flow]] = ...,
            collect: bool = ...) -> ModifyResult: ...

@@ -21,25 +21,22 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, labels_missing, bitmask_of
 from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
-from _nfct.dump cimport entry_cb_t
+from _nfct.dump cimport Dump, entry_cb_t
 from _nfct.fdio cimport outbuf_t, outbuf_flush
 from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
                             req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 
-from pynfct.errors import from_errno
-from pynfct.template import Opt
+from _nfct.constants cimport (O_MARK, O_STATUS, O_ADD_LABEL, O_DEL_LABEL, O_ORIG, O_REPL, O_PROTO, O_SRC_NAT,
+                              O_DST_NAT, O_ANY_NAT, O_MASK_SRC, O_MASK_DST)
+
+from _nfct.errors import from_errno
 
 cdef enum:
     AF_INET = 2
     AF_INET6 = 10
     NBATCH = 4              # batches in flight between the calling thread and the sender
     OUT_SIZE = 1 << 20
-
-cdef unsigned int O_MARK = Opt.MARK, O_STATUS = Opt.STATUS, O_ADD_LABEL = Opt.ADD_LABEL
-cdef unsigned int O_DEL_LABEL = Opt.DEL_LABEL, O_ORIG = Opt.ORIG, O_REPL = Opt.REPL, O_PROTO = Opt.PROTO
-cdef unsigned int O_SRC_NAT = Opt.SRC_NAT, O_DST_NAT = Opt.DST_NAT, O_ANY_NAT = Opt.ANY_NAT
-cdef unsigned int O_MASK_SRC = Opt.MASK_SRC, O_MASK_DST = Opt.MASK_DST
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -416,22 +413,23 @@ cdef class ModifyResult:
 
 
 cdef long _feed(int nsfd, int family, Filter filt, bint userspace, mod_ctx *c, entry_cb_t cb) except -1:
-    """Run cb on every entry the dump keeps, filtered by the kernel as far as it can (see iter_flows)."""
-    from _nfct.dump import Dump, DUMP_CONNTRACK
+    """Run cb on every entry the dump keeps, filtered by the kernel as far as it can (see iter_flows).
+    The dumps are of the conntrack table (IPCTNL_MSG_CT_GET: dump.DUMP_CONNTRACK)."""
     cdef Flow f
+    cdef Dump d4, d6
     cdef nf_conntrack *ct
     if filt.split_families and ((filt.tuple_flags(AF_INET, False) | filt.tuple_flags(AF_INET, True)) & ~8) == 0:
         # Only the protocol (CTA_FILTER_F_CTA_PROTO_NUM): it rarely drops most of a table, and filtering
         # both families takes a second walk of the whole table. One dump, as conntrack does.
         filt.kernel_tuple = False
     if not filt.split_families:
-        return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
-    d6 = Dump(nsfd, DUMP_CONNTRACK, AF_INET6, filt, True, userspace)
-    d4 = Dump(nsfd, DUMP_CONNTRACK, AF_INET, filt, True, userspace)
+        return Dump(nsfd, IPCTNL_MSG_CT_GET, family, filt, True, userspace).feed(cb, c)
+    d6 = Dump(nsfd, IPCTNL_MSG_CT_GET, AF_INET6, filt, True, userspace)
+    d4 = Dump(nsfd, IPCTNL_MSG_CT_GET, AF_INET, filt, True, userspace)
     first6 = next(d6, None)
     if first6 is None:
         d6.close()
-        return d4.feed(<size_t>cb, <size_t>c)
+        return d4.feed(cb, c)
     first4 = next(d4, None)
     d4.close()
     if first4 is None:
@@ -440,11 +438,11 @@ cdef long _feed(int nsfd, int family, Filter filt, bint userspace, mod_ctx *c, e
         f.ct = NULL
         with nogil:
             cb(ct, c)
-        return 1 + d6.feed(<size_t>cb, <size_t>c)
+        return 1 + d6.feed(cb, c)
     # Both families match: one dump filtered here keeps conntrack's order.
     d6.close()
     filt.kernel_tuple = False
-    return Dump(nsfd, DUMP_CONNTRACK, family, filt, True, userspace).feed(<size_t>cb, <size_t>c)
+    return Dump(nsfd, IPCTNL_MSG_CT_GET, family, filt, True, userspace).feed(cb, c)
 
 
 cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:

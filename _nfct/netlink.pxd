@@ -96,3 +96,24 @@ cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
 
     enum ctattr_stats_global:
         CTA_STATS_GLOBAL_ENTRIES
+
+
+cdef extern from "<linux/netfilter/nf_conntrack_common.h>" nogil:
+    # The status bits of an entry (CTA_STATUS).
+    enum ip_conntrack_status:
+        IPS_EXPECTED
+        IPS_SEEN_REPLY
+        IPS_ASSURED
+        IPS_CONFIRMED
+        IPS_SRC_NAT
+        IPS_DST_NAT
+        IPS_SEQ_ADJUST
+        IPS_SRC_NAT_DONE
+        IPS_DST_NAT_DONE
+        IPS_DYING
+        IPS_FIXED_TIMEOUT
+        IPS_TEMPLATE
+        IPS_UNTRACKED
+        IPS_HELPER
+        IPS_OFFLOAD
+        IPS_HW_OFFLOAD

@@ -14,7 +14,7 @@ from _nfct.format cimport Format, format_ct, ENTRY_MAX
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport ntohs, ntohl, timeval, gettimeofday
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 
 cdef enum:

@@ -22,7 +22,7 @@ from _nfct.sysapi cimport htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RC
 from _nfct.filter cimport bitmask_of, set_attrs
 from _nfct.flow cimport Flow
 
-from pynfct.template import Opt
+from _nfct.constants cimport O_MARK, O_ADD_LABEL
 
 cdef enum:
     AF_INET = 2
@@ -265,9 +265,9 @@ cdef nf_conntrack *template_ct(command) except NULL:
             nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY)
         elif tmpl.setup == "original":
             nfct_setobjopt(ct, NFCT_SOPT_SETUP_ORIGINAL)
-        if command.options & Opt.MARK:
+        if command.options & O_MARK:
             nfct_set_attr_u32(ct, ATTR_MARK, tmpl.mark[0])
-        if command.options & Opt.ADD_LABEL and tmpl.label_modify is not None:
+        if command.options & O_ADD_LABEL and tmpl.label_modify is not None:
             nfct_set_attr(ct, ATTR_CONNLABELS, bitmask_of(tmpl.label_modify))
     except BaseException:
         nfct_destroy(ct)

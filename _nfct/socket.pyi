@@ -1,10 +1,14 @@
 from typing import Union
 import os
 
+from typing_extensions import disjoint_base
+
 def enter_netns(netns: Union[None, str, os.PathLike, int]) -> int: ...
 
+@disjoint_base
 class NfctSocket:
-    portid: int
-    def __init__(self, nsfd: int = ..., groups: int = ...) -> None: ...
+    @property
+    def portid(self) -> int: ...
+    def __new__(cls, nsfd: int = ..., groups: int = ...) -> NfctSocket: ...  # __cinit__
     def fileno(self) -> int: ...
     def close(self) -> None: ...

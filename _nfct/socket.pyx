@@ -9,7 +9,7 @@ from _nfct.libmnl cimport *
 from _nfct.netlink cimport *
 from _nfct.sysapi cimport setns, CLONE_NEWNET
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 
 cdef int _nsfd_of(netns) except -2:

@@ -16,7 +16,7 @@ from _nfct.filter cimport set_attrs
 from _nfct.flow cimport Flow
 from _nfct.request cimport family_of, put_lookup, template_ct, creatable_clone
 
-from pynfct.errors import from_errno
+from _nfct.errors import from_errno
 
 
 # --- single requests ----------------------------------------------------------------------------------

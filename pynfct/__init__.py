@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Names are loaded on first use: the command line imports this package too, and should not pay for
-# what it does not use.
+# Names are loaded on first use: the CLI should not pay for what it does not use. Status, EventType and
+# the exceptions are _nfct's objects (pynfct.status, pynfct.events and pynfct.errors re-export them);
+# EventType comes straight from _nfct.flags, so that it does not import pynfct.events (asyncio).
 _EXPORTS = {
     "Conntrack": ("pynfct.conntrack", "Conntrack"),
     "Flow": ("_nfct.flow", "Flow"),
@@ -37,7 +38,7 @@ _EXPORTS = {
     "LabelMap": ("_nfct.format", "LabelMap"),
     "Status": ("pynfct.status", "Status"),
     "Event": ("_nfct.events", "Event"),
-    "EventType": ("pynfct.events", "EventType"),
+    "EventType": ("_nfct.flags", "EventType"),
     "NfctError": ("pynfct.errors", "NfctError"),
     "NfctPermissionError": ("pynfct.errors", "NfctPermissionError"),
     "NfctNotFound": ("pynfct.errors", "NfctNotFound"),

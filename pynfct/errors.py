@@ -1,57 +1,10 @@
-"""Exceptions raised by pynfct. Every error from the kernel carries its errno."""
-from __future__ import annotations
+"""Exceptions raised by pynfct. Every error from the kernel carries its errno.
 
-import errno as _errno
-import os
+The classes are defined in ``_nfct.errors``, below the extension modules that raise them; these are the
+very same objects (``pynfct.errors.NfctError is _nfct.errors.NfctError``).
+"""
+from _nfct.errors import (NfctError, NfctExists, NfctNotFound, NfctNotSupported, NfctPermissionError,
+                          ParameterError, from_errno)
 
-
-class NfctError(OSError):
-    """A netlink request to the conntrack subsystem failed; ``.errno`` says why."""
-
-
-class NfctPermissionError(NfctError, PermissionError):
-    """The caller lacks CAP_NET_ADMIN (run as root, or grant the capability)."""
-
-
-class NfctNotFound(NfctError, FileNotFoundError):
-    """No such conntrack entry (ENOENT)."""
-
-
-class NfctExists(NfctError, FileExistsError):
-    """The conntrack entry exists already (EEXIST)."""
-
-
-class NfctNotSupported(NfctError):
-    """The running kernel does not support this request."""
-
-
-class ParameterError(ValueError):
-    """A request or filter is malformed; the CLI exits 2 on these, as conntrack does."""
-
-
-_HINTS = {
-    _errno.EPERM: "you must be root or have the CAP_NET_ADMIN capability to do this",
-    _errno.ENOENT: "such conntrack doesn't exist",
-    _errno.EEXIST: "such conntrack exists already",
-    _errno.EOPNOTSUPP: "not supported by the running kernel",
-    _errno.EPROTONOSUPPORT: "the kernel has no ctnetlink (load nf_conntrack_netlink)",
-}
-
-
-def from_errno(err: int, what: str = "") -> NfctError:
-    """Build the right NfctError subclass for an errno value from a netlink call."""
-    cls = {
-        _errno.EPERM: NfctPermissionError,
-        _errno.EACCES: NfctPermissionError,
-        _errno.ENOENT: NfctNotFound,
-        _errno.EEXIST: NfctExists,
-        _errno.EOPNOTSUPP: NfctNotSupported,
-        _errno.EPROTONOSUPPORT: NfctNotSupported,
-    }.get(err, NfctError)
-    msg = os.strerror(err)
-    hint = _HINTS.get(err)
-    if hint and hint.lower() != msg.lower():
-        msg = f"{msg} ({hint})"
-    if what:
-        msg = f"{what}: {msg}"
-    return cls(err, msg)
+__all__ = ["NfctError", "NfctPermissionError", "NfctNotFound", "NfctExists", "NfctNotSupported",
+           "ParameterError", "from_errno"]

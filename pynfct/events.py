@@ -31,13 +31,7 @@ __all__ = ["EventType", "Event", "EventStream", "AsyncEventStream", "DEFAULT_RCV
            "open_events"]
 
 
-class EventType(enum.IntFlag):
-    """What happened to an entry (libnetfilter_conntrack's NFCT_T_* values)."""
-
-    NEW = 1
-    UPDATE = 2
-    DESTROY = 4
-    ALL = NEW | UPDATE | DESTROY
+from _nfct.flags import EventType  # noqa: E402  (NFCT_T_* values; defined below pynfct)
 
 
 Mask = Union[str, int, EventType, Iterable[Union[str, EventType]]]

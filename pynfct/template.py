@@ -7,9 +7,8 @@ and gives the same answer as conntrack on the same table.
 """
 from __future__ import annotations
 
-import enum
+from _nfct.constants import CT_COMPARISON, Attr, Cmd, Opt, Out, Table
 
-from .attrs import Attr
 from .record import Factory, Record
 
 TYPE_CHECKING = False
@@ -18,95 +17,10 @@ if TYPE_CHECKING:
 
     AttrValue = Union[int, bytes, str, Set[int]]
 
+__all__ = ["Cmd", "Opt", "Out", "Table", "CT_COMPARISON", "Template", "Command"]
 
-
-class Cmd(enum.IntFlag):
-    """enum ct_command of conntrack-tools (one bit per command and table)."""
-
-    NONE = 0
-    CT_LIST = 1 << 0
-    CT_CREATE = 1 << 1
-    CT_UPDATE = 1 << 2
-    CT_DELETE = 1 << 3
-    CT_GET = 1 << 4
-    CT_FLUSH = 1 << 5
-    CT_EVENT = 1 << 6
-    CT_VERSION = 1 << 7
-    CT_HELP = 1 << 8
-    EXP_LIST = 1 << 9
-    EXP_CREATE = 1 << 10
-    EXP_DELETE = 1 << 11
-    EXP_GET = 1 << 12
-    EXP_FLUSH = 1 << 13
-    EXP_EVENT = 1 << 14
-    CT_COUNT = 1 << 15
-    EXP_COUNT = 1 << 16
-    CT_STATS = 1 << 17
-    EXP_STATS = 1 << 18
-    CT_ADD = 1 << 19
-
-
-class Opt(enum.IntFlag):
-    """enum ct_options of conntrack-tools: which options were given."""
-
-    ORIG_SRC = 1 << 0
-    ORIG_DST = 1 << 1
-    REPL_SRC = 1 << 2
-    REPL_DST = 1 << 3
-    PROTO = 1 << 4
-    TIMEOUT = 1 << 5
-    STATUS = 1 << 6
-    ZERO = 1 << 7
-    EVENT_MASK = 1 << 8
-    EXP_SRC = 1 << 9
-    EXP_DST = 1 << 10
-    MASK_SRC = 1 << 11
-    MASK_DST = 1 << 12
-    NATRANGE = 1 << 13
-    MARK = 1 << 14
-    ID = 1 << 15
-    FAMILY = 1 << 16
-    SRC_NAT = 1 << 17
-    DST_NAT = 1 << 18
-    OUTPUT = 1 << 19
-    SECMARK = 1 << 20
-    BUFFERSIZE = 1 << 21
-    ANY_NAT = 1 << 22
-    ZONE = 1 << 23
-    LABEL = 1 << 24
-    ADD_LABEL = 1 << 25
-    DEL_LABEL = 1 << 26
-    ORIG_ZONE = 1 << 27
-    REPL_ZONE = 1 << 28
-
-    ORIG = ORIG_SRC | ORIG_DST
-    REPL = REPL_SRC | REPL_DST
-
-
-# Options that make -L/-D/-U/-E compare each entry with the template (conntrack's CT_COMPARISON).
-CT_COMPARISON = (Opt.PROTO | Opt.ORIG | Opt.REPL | Opt.MARK | Opt.SECMARK | Opt.STATUS | Opt.ID
-                 | Opt.ZONE | Opt.LABEL | Opt.ORIG_ZONE | Opt.REPL_ZONE)
-
-
-class Out(enum.IntFlag):
-    """-o output flags (conntrack's _O_* bits), plus pynfct's JSON."""
-
-    XML = 1 << 0
-    EXT = 1 << 1
-    TMS = 1 << 2   # timestamp
-    ID = 1 << 3
-    KTMS = 1 << 4  # ktimestamp
-    CL = 1 << 5    # labels
-    SAVE = 1 << 6
-    US = 1 << 15   # userspace: conntrack accepts it and sets no bit; kept so -E can print portids
-    JSON = 1 << 16
-
-
-class Table(enum.IntEnum):
-    CONNTRACK = 0
-    EXPECT = 1
-    DYING = 2
-    UNCONFIRMED = 3
+# Cmd, Opt, Out, Table and CT_COMPARISON (conntrack-tools' struct ct_cmd bits) are defined in
+# _nfct.constants, which the C layer reads them from; these are the same objects.
 
 
 class Template(Record):

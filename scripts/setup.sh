@@ -15,5 +15,5 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test,bench]'
 # An editable install leaves the Python sources uncompiled; with PYTHONDONTWRITEBYTECODE set (as in CI)
 # every CLI start would compile them again (~17 ms). pip compiles a regular install itself.
-.venv/bin/python -m compileall -q pynfct
+.venv/bin/python -m compileall -q pynfct _nfct
 echo "pynfct installed: $(.venv/bin/pynfct -V)"

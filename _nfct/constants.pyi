@@ -1,0 +1,164 @@
+"""The numbers of a command that the C layer and pynfct share (see constants.pyx)."""
+import enum
+from typing import Dict
+
+__all__ = ["Attr", "ATTR_KIND", "Cmd", "Opt", "Out", "Table", "CT_COMPARISON"]
+
+
+class Attr(enum.IntEnum):
+    ORIG_IPV4_SRC = 0
+    ORIG_IPV4_DST = 1
+    REPL_IPV4_SRC = 2
+    REPL_IPV4_DST = 3
+    ORIG_IPV6_SRC = 4
+    ORIG_IPV6_DST = 5
+    REPL_IPV6_SRC = 6
+    REPL_IPV6_DST = 7
+    ORIG_PORT_SRC = 8
+    ORIG_PORT_DST = 9
+    REPL_PORT_SRC = 10
+    REPL_PORT_DST = 11
+    ICMP_TYPE = 12
+    ICMP_CODE = 13
+    ICMP_ID = 14
+    ORIG_L3PROTO = 15
+    REPL_L3PROTO = 16
+    ORIG_L4PROTO = 17
+    REPL_L4PROTO = 18
+    TCP_STATE = 19
+    SNAT_IPV4 = 20
+    DNAT_IPV4 = 21
+    SNAT_PORT = 22
+    DNAT_PORT = 23
+    TIMEOUT = 24
+    MARK = 25
+    ORIG_COUNTER_PACKETS = 26
+    REPL_COUNTER_PACKETS = 27
+    ORIG_COUNTER_BYTES = 28
+    REPL_COUNTER_BYTES = 29
+    USE = 30
+    ID = 31
+    STATUS = 32
+    TCP_FLAGS_ORIG = 33
+    TCP_FLAGS_REPL = 34
+    TCP_MASK_ORIG = 35
+    TCP_MASK_REPL = 36
+    MASTER_IPV4_SRC = 37
+    MASTER_IPV4_DST = 38
+    MASTER_IPV6_SRC = 39
+    MASTER_IPV6_DST = 40
+    MASTER_PORT_SRC = 41
+    MASTER_PORT_DST = 42
+    MASTER_L3PROTO = 43
+    MASTER_L4PROTO = 44
+    SECMARK = 45
+    ORIG_NAT_SEQ_CORRECTION_POS = 46
+    ORIG_NAT_SEQ_OFFSET_BEFORE = 47
+    ORIG_NAT_SEQ_OFFSET_AFTER = 48
+    REPL_NAT_SEQ_CORRECTION_POS = 49
+    REPL_NAT_SEQ_OFFSET_BEFORE = 50
+    REPL_NAT_SEQ_OFFSET_AFTER = 51
+    SCTP_STATE = 52
+    SCTP_VTAG_ORIG = 53
+    SCTP_VTAG_REPL = 54
+    HELPER_NAME = 55
+    DCCP_STATE = 56
+    DCCP_ROLE = 57
+    DCCP_HANDSHAKE_SEQ = 58
+    TCP_WSCALE_ORIG = 59
+    TCP_WSCALE_REPL = 60
+    ZONE = 61
+    SECCTX = 62
+    TIMESTAMP_START = 63
+    TIMESTAMP_STOP = 64
+    HELPER_INFO = 65
+    CONNLABELS = 66
+    CONNLABELS_MASK = 67
+    ORIG_ZONE = 68
+    REPL_ZONE = 69
+    SNAT_IPV6 = 70
+    DNAT_IPV6 = 71
+    SYNPROXY_ISN = 72
+    SYNPROXY_ITS = 73
+    SYNPROXY_TSOFF = 74
+
+ATTR_KIND: Dict[Attr, str]
+
+
+class Cmd(enum.IntFlag):
+    NONE = 0
+    CT_LIST = 1
+    CT_CREATE = 2
+    CT_UPDATE = 4
+    CT_DELETE = 8
+    CT_GET = 16
+    CT_FLUSH = 32
+    CT_EVENT = 64
+    CT_VERSION = 128
+    CT_HELP = 256
+    EXP_LIST = 512
+    EXP_CREATE = 1024
+    EXP_DELETE = 2048
+    EXP_GET = 4096
+    EXP_FLUSH = 8192
+    EXP_EVENT = 16384
+    CT_COUNT = 32768
+    EXP_COUNT = 65536
+    CT_STATS = 131072
+    EXP_STATS = 262144
+    CT_ADD = 524288
+
+
+class Opt(enum.IntFlag):
+    ORIG_SRC = 1
+    ORIG_DST = 2
+    REPL_SRC = 4
+    REPL_DST = 8
+    PROTO = 16
+    TIMEOUT = 32
+    STATUS = 64
+    ZERO = 128
+    EVENT_MASK = 256
+    EXP_SRC = 512
+    EXP_DST = 1024
+    MASK_SRC = 2048
+    MASK_DST = 4096
+    NATRANGE = 8192
+    MARK = 16384
+    ID = 32768
+    FAMILY = 65536
+    SRC_NAT = 131072
+    DST_NAT = 262144
+    OUTPUT = 524288
+    SECMARK = 1048576
+    BUFFERSIZE = 2097152
+    ANY_NAT = 4194304
+    ZONE = 8388608
+    LABEL = 16777216
+    ADD_LABEL = 33554432
+    DEL_LABEL = 67108864
+    ORIG_ZONE = 134217728
+    REPL_ZONE = 268435456
+    ORIG = 3
+    REPL = 12
+
+CT_COMPARISON: Opt
+
+
+class Out(enum.IntFlag):
+    XML = 1
+    EXT = 2
+    TMS = 4
+    ID = 8
+    KTMS = 16
+    CL = 32
+    SAVE = 64
+    US = 32768
+    JSON = 65536
+
+
+class Table(enum.IntEnum):
+    CONNTRACK = 0
+    EXPECT = 1
+    DYING = 2
+    UNCONFIRMED = 3
