@@ -7,7 +7,7 @@ from _nfct.flow import Flow
 
 @disjoint_base
 class LabelMap:
-    def __new__(cls, path: Union[None, str, os.PathLike] = ...) -> LabelMap: ...  # __cinit__
+    def __new__(cls, path: Union[None, str, "os.PathLike[str]"] = ...) -> LabelMap: ...  # __cinit__
     def name(self, bit: int) -> Optional[str]: ...
     def bit(self, name: str) -> int: ...
 

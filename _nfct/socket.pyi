@@ -3,7 +3,7 @@ import os
 
 from typing_extensions import disjoint_base
 
-def enter_netns(netns: Union[None, str, os.PathLike, int]) -> int: ...
+def enter_netns(netns: Union[None, str, "os.PathLike[str]", int]) -> int: ...
 
 @disjoint_base
 class NfctSocket:

@@ -63,16 +63,16 @@ class Record:
         if not args:
             # the common case (keywords only), without building a values dict: the typed model
             # builds a Command and a Template per call
-            d = self.__dict__
+            own = self.__dict__
             for f in self._fields:
                 if f in kw:
-                    d[f] = kw.pop(f)
+                    own[f] = kw.pop(f)
                     continue
                 try:
                     dflt = self._defaults[f]
                 except KeyError:
                     raise TypeError(f"{type(self).__name__}() missing argument {f!r}") from None
-                d[f] = dflt.make() if isinstance(dflt, _Factory) else dflt
+                own[f] = dflt.make() if isinstance(dflt, _Factory) else dflt
             if kw:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {next(iter(kw))!r}")
             return

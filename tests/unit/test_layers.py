@@ -28,7 +28,6 @@ CLI_ENTRY = "pynfct/__main__.py"
 
 # The lead engineer's files on main, which still import pynfct.cli here; the test for them passes once
 # that work is merged (then they join test_library_does_not_import_cli).
-LEAD_OWNED = ("pynfct/conntrack.py", "pynfct/writes.py", "pynfct/events.py", "pynfct/flowspec.py")
 
 
 class Edge(NamedTuple):
@@ -206,15 +205,8 @@ def library_cli_edges() -> List[Edge]:
 
 
 def test_library_does_not_import_cli():
-    bad = [e for e in library_cli_edges() if e.path not in LEAD_OWNED]
+    bad = library_cli_edges()
     assert not bad, report(bad, "library -> pynfct.cli")
-
-
-@pytest.mark.xfail(strict=False, reason="pynfct/conntrack.py and writes.py import pynfct.cli until the "
-                                         "lead's rewrite on main is merged")
-def test_lead_owned_library_files_do_not_import_cli():
-    bad = [e for e in library_cli_edges() if e.path in LEAD_OWNED]
-    assert not bad, report(bad, "library -> pynfct.cli (files being rewritten on main)")
 
 
 def test_nothing_imports_tests_or_bench():

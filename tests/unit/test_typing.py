@@ -1,5 +1,5 @@
 """Types a checker can use: ``mypy --strict`` passes on the whole pynfct package (and the _nfct stubs it
-reads), and rejects every deliberate mistake of tests/typing/mistakes.py. mypy is a test dependency:
+reads), and rejects every deliberate mistake of tests/typecheck/mistakes.py. mypy is a test dependency:
 without it these tests fail, they do not skip."""
 import os
 import re
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MISTAKES = os.path.join("tests", "typing", "mistakes.py")
+MISTAKES = os.path.join("tests", "typecheck", "mistakes.py")
 
 
 def _mypy(*args):
