@@ -56,6 +56,10 @@ _ZONE = {"zone": (Attr.ZONE, Opt.ZONE), "orig_zone": (Attr.ORIG_ZONE, Opt.ORIG_Z
          "reply_zone": (Attr.REPL_ZONE, Opt.REPL_ZONE)}
 
 
+# option bits as plain ints: IntFlag arithmetic costs a microsecond an operation
+_O = {name: int(member) for name, member in Opt.__members__.items()}
+
+
 def netmask(prefixlen: int, nbytes: int) -> bytes:
     bits = nbytes * 8
     return (((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)).to_bytes(nbytes, "big")
@@ -82,20 +86,20 @@ class Builder:
             raise ParameterError(f"{key}: its address family is not the one of the other addresses")
 
     def family_option(self, family: Family) -> None:
-        self.options |= Opt.FAMILY
+        self.options |= _O["FAMILY"]
         self.set_family("family", family)
 
     def address(self, key: str, family: int, addr: bytes, prefixlen: int) -> None:
         """src/dst/reply_src/reply_dst; a prefix shorter than the address is a network (src, dst)."""
         a4, a6, l3, opt = _ADDR[key]
         self.set_family(key, family)
-        self.options |= opt
+        self.options |= int(opt)
         self.ct[a4 if family == Family.IPV4 else a6] = addr
         self.ct[l3] = int(family)
         full = 32 if family == Family.IPV4 else 128
         if prefixlen != full:
             mask = self.cmd.tmpl.mask
-            self.options |= _MASK_OPT[key]
+            self.options |= int(_MASK_OPT[key])
             mask[a4 if family == Family.IPV4 else a6] = netmask(prefixlen, len(addr))
             mask[Attr.ORIG_L3PROTO] = int(family)
 
@@ -104,14 +108,14 @@ class Builder:
         src = key == "src"
         a4, a6 = ((Attr.ORIG_IPV4_SRC, Attr.ORIG_IPV6_SRC) if src else (Attr.ORIG_IPV4_DST, Attr.ORIG_IPV6_DST))
         self.set_family("tuple_" + key, family)
-        self.options |= (Opt.EXP_SRC | Opt.MASK_SRC) if src else (Opt.EXP_DST | Opt.MASK_DST)
+        self.options |= (_O["EXP_SRC"] | _O["MASK_SRC"]) if src else (_O["EXP_DST"] | _O["MASK_DST"])
         for obj, value in ((self.cmd.tmpl.exptuple, addr), (self.cmd.tmpl.mask, mask_addr)):
             obj[a4 if family == Family.IPV4 else a6] = value
             obj[Attr.ORIG_L3PROTO] = int(family)
 
     def proto(self, protonum: int) -> None:
         protonum = int(protonum)
-        self.options |= Opt.PROTO
+        self.options |= _O["PROTO"]
         self.protonum = protonum
         self.cmd.protonum = protonum
         self.ct[Attr.ORIG_L4PROTO] = protonum
@@ -147,37 +151,37 @@ class Builder:
         self.ct[Attr.DCCP_ROLE] = int(value)
 
     def timeout(self, seconds: int) -> None:
-        self.options |= Opt.TIMEOUT
+        self.options |= _O["TIMEOUT"]
         self.ct[Attr.TIMEOUT] = seconds
         self.cmd.tmpl.exp[ATTR_EXP_TIMEOUT] = seconds    # -t is the expectation's timeout too
 
     def status(self, on: int, off: int) -> None:
         """-u: the bits to have, and (filters) the bits that must be clear."""
         tmpl = self.cmd.tmpl
-        self.options |= Opt.STATUS
+        self.options |= _O["STATUS"]
         self.ct[Attr.STATUS] = on
         mask = (on | off) if off else on
         tmpl.mark = (on, tmpl.mark[1])          # conntrack's -u also writes the mark's value
         tmpl.filter_status_kernel = (on, mask)
 
     def mark(self, value: int, mask: int) -> None:
-        self.options |= Opt.MARK
+        self.options |= _O["MARK"]
         self.cmd.tmpl.mark = (value, mask)
         self.cmd.tmpl.filter_mark_kernel = (value, mask)
 
     def u32(self, key: str, value: int) -> None:
         attr, opt = {"secmark": (Attr.SECMARK, Opt.SECMARK), "id": (Attr.ID, Opt.ID)}[key]
-        self.options |= opt
+        self.options |= int(opt)
         self.ct[attr] = value
 
     def zone(self, key: str, value: int) -> None:
         attr, opt = _ZONE[key]
-        self.options |= opt
+        self.options |= int(opt)
         self.ct[attr] = value
 
     def nat(self, key: str, addr: Optional[Tuple[int, bytes]], port: Optional[int]) -> None:
         """snat/dnat/any_nat: NATed at all, or to this address (and port)."""
-        self.options |= {"snat": Opt.SRC_NAT, "dnat": Opt.DST_NAT, "any_nat": Opt.ANY_NAT}[key]
+        self.options |= _O[{"snat": "SRC_NAT", "dnat": "DST_NAT", "any_nat": "ANY_NAT"}[key]]
         sides = {"snat": "n", "dnat": "g", "any_nat": "gn"}[key]
         if addr is not None:
             family, raw = addr
@@ -207,14 +211,14 @@ class Builder:
             bits.add(bit)
         tmpl = self.cmd.tmpl
         if modify:
-            self.options |= Opt.ADD_LABEL if key != "del_labels" else Opt.DEL_LABEL
+            self.options |= _O["ADD_LABEL"] if key != "del_labels" else _O["DEL_LABEL"]
             tmpl.label_modify = bits if tmpl.label_modify is None else tmpl.label_modify | bits
         else:
-            self.options |= Opt.LABEL
+            self.options |= _O["LABEL"]
             tmpl.label = bits
 
     def del_all_labels(self) -> None:
-        self.options |= Opt.DEL_LABEL
+        self.options |= _O["DEL_LABEL"]
 
     def finish(self) -> Command:
         cmd = self.cmd
@@ -238,8 +242,8 @@ class Builder:
         cmd.options = Opt(self.options)
         cmd.family = self.family
         if command in (Cmd.CT_CREATE, Cmd.CT_ADD):
-            orig = self.options & Opt.ORIG
-            repl = self.options & Opt.REPL
+            orig = self.options & _O["ORIG"]
+            repl = self.options & _O["REPL"]
             if orig and not repl:
                 cmd.tmpl.setup = "reply"
             elif repl and not orig:

@@ -116,7 +116,7 @@ class Match:
 
     def __init__(self, **fields: Unpack[MatchFields]) -> None:
         given: Dict[str, object] = dict(fields)
-        unknown = set(given) - set(KEYWORDS)
+        unknown = given.keys() - _ORDER.keys()
         if unknown:
             raise TypeError(f"Match() got unknown keyword(s) {', '.join(sorted(unknown))}; "
                             f"known: {', '.join(KEYWORDS)}")
@@ -187,9 +187,7 @@ def _rebuild(given: Dict[str, Any]) -> Match:
 def _check(given: Mapping[str, object]) -> Dict[str, Any]:
     """Each keyword checked on its own, then those that depend on the protocol."""
     v: Dict[str, Any] = {}
-    for key in KEYWORDS:
-        if key not in given:
-            continue
+    for key in sorted(given, key=_ORDER.__getitem__):
         value = given[key]
         if key == "family":
             v[key] = check_family(key, value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, Tuple, TypeVar
+    from typing import Callable, Dict, FrozenSet, Tuple, TypeVar
 
     from typing_extensions import dataclass_transform
 
@@ -45,6 +45,10 @@ class Record:
 
     _fields: Tuple[str, ...] = ()
     _defaults: Dict[str, object] = {}
+    _plain: Dict[str, object] = {}                  # defaults that are values
+    _factories: Tuple[Tuple[str, "_Factory"], ...] = ()   # defaults made anew per instance
+    _fieldset: FrozenSet[str] = frozenset()
+    _required: FrozenSet[str] = frozenset()            # fields without a default
     _frozen = False
 
     def __init_subclass__(cls, frozen: bool = False, **kw: object) -> None:
@@ -55,26 +59,24 @@ class Record:
         for base in cls.__mro__[1:]:
             for f, d in getattr(base, "_defaults", {}).items():
                 cls._defaults.setdefault(f, d)
+        cls._plain = {f: d for f, d in cls._defaults.items() if not isinstance(d, _Factory)}
+        cls._factories = tuple((f, d) for f, d in cls._defaults.items() if isinstance(d, _Factory))
+        cls._fieldset = frozenset(cls._fields)
+        cls._required = frozenset(f for f in cls._fields if f not in cls._defaults)
         cls._frozen = frozen or cls._frozen
         if cls._frozen:
             cls.__hash__ = Record._hash  # type: ignore[assignment]
 
     def __init__(self, *args: object, **kw: object) -> None:
-        if not args:
-            # the common case (keywords only), without building a values dict: the typed model
-            # builds a Command and a Template per call
+        if not args and kw.keys() <= self._fieldset and self._required <= kw.keys():
+            # the common case (keywords only, all known, every field without a default given),
+            # without a loop in Python: the typed model builds a Command and a Template per call
             own = self.__dict__
-            for f in self._fields:
-                if f in kw:
-                    own[f] = kw.pop(f)
-                    continue
-                try:
-                    dflt = self._defaults[f]
-                except KeyError:
-                    raise TypeError(f"{type(self).__name__}() missing argument {f!r}") from None
-                own[f] = dflt.make() if isinstance(dflt, _Factory) else dflt
-            if kw:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {next(iter(kw))!r}")
+            own.update(self._plain)
+            for f, factory in self._factories:
+                if f not in kw:
+                    own[f] = factory.make()
+            own.update(kw)
             return
         name = type(self).__name__
         if len(args) > len(self._fields):
