@@ -159,7 +159,7 @@ def main() -> int:
         "# create_many() vs load(): the same entries as FlowSpecs and as -I lines",
         "",
         f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC  ",
-        f"Command: `bench/create_many.py {' '.join(sys.argv[1:])}`".replace("  ", " ").rstrip() + " (as root)",
+        f"Command: `{' '.join(['bench/create_many.py', *sys.argv[1:]])}` (as root)",
         "",
         f"Machine: nproc {facts['nproc']}, kernel {facts['kernel']}, CPU {facts['cpu']}, Python {facts['python']}; "
         f"pynfct at {facts['commit']}",
