@@ -8,7 +8,7 @@ from setuptools import Extension, setup
 LIBS = ("libnetfilter_conntrack", "libmnl")
 DEBIAN_PACKAGES = "libnetfilter-conntrack-dev libmnl-dev pkg-config"
 MODULES = ("constants", "flags", "socket", "filter", "format", "flow", "dump", "query", "progname", "evfilter",
-           "evloop", "events", "request", "write", "modify", "fastparse", "load")
+           "evloop", "events", "request", "write", "modify", "fastparse", "spec", "load")
 
 
 def pkg_config(*args):

@@ -28,6 +28,7 @@ from _nfct.request cimport (req_t, batch_t, req_init, req_free, batch_init, batc
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
 from _nfct.fastparse cimport LINE_MAX, MAX_ARGC, FAST_ADD, fast_t, fast_parse, fast_build
 from _nfct.constants cimport CT_ADD
+from _nfct.spec cimport spec_ct
 
 from _nfct.errors import from_errno
 
@@ -507,6 +508,22 @@ cdef class Loader:
         if self.run:
             with nogil:
                 load_submit(self.c, True)
+
+    def queue_spec(self, dict v, bint add, labelmap=None):
+        """create_many(): a FlowSpec's checked values (its `_v`) straight to its create request (the one
+        its command() template gives, see _nfct.spec), counted as an item like queue_command(). False,
+        with nothing queued, where the spec needs the template path (label names without a label map)."""
+        cdef nf_conntrack *ct
+        cdef int family, ret
+        if spec_ct(v, labelmap, &ct, &family) != 0:
+            return False
+        self.lineno += 1
+        with nogil:
+            ret = self.queue(ct, family, add)
+        nfct_destroy(ct)
+        if ret < 0:
+            raise _Stop()
+        return True
 
 
 class _Stop(Exception):

@@ -62,12 +62,15 @@ def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: b
     labels = None
     try:
         for i, spec in enumerate(specs):
-            if isinstance(spec, Flow):
+            if isinstance(spec, FlowSpec):
+                # its checked values straight to the request (_nfct.spec); the template path where
+                # that declines: label names before the label map is read, or names it lacks
+                if not loader.queue_spec(spec._v, exist_ok, labels):
+                    if labels is None and "labels" in spec._v:
+                        labels = ct.labelmap()
+                    loader.queue_command(spec.command(exist_ok, labels))
+            elif isinstance(spec, Flow):
                 loader.queue_flow(spec, exist_ok)
-            elif isinstance(spec, FlowSpec):
-                if labels is None and "labels" in spec.fields:
-                    labels = ct.labelmap()
-                loader.queue_command(spec.command(exist_ok, labels))
             else:
                 raise TypeError(f"create_many() item {i}: a FlowSpec or a Flow, not {type(spec).__name__}")
         loader.sync()
