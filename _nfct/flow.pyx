@@ -146,6 +146,9 @@ cdef inline object _str(const nf_conntrack *ct, nf_conntrack_attr a):
     return (<const char *>nfct_get_attr(ct, a)).decode("utf-8", "replace")
 
 
+cdef object _MAKE = object()    # the key to make Flows and Tuples (see Flow.__cinit__)
+
+
 cdef class Flow:
     """One conntrack entry. Read-only; fields are decoded when read.
 
@@ -156,10 +159,15 @@ cdef class Flow:
     names the connection), ``Flow.from_dict(flow.as_dict()) == flow``, and it pickles exactly.
     """
 
-    def __cinit__(self):
+    def __cinit__(self, key=None):
+        # Only this module may make an empty Flow (and give it an entry at once): one made by
+        # Flow.__new__(Flow) from Python would hold no entry, and C code reads its entry unchecked.
+        if key is not _MAKE:
+            raise TypeError("Flow objects come from Conntrack.dump()/get()/events() and Flow.from_dict(); "
+                            "build new entries with pynfct.FlowSpec")
         self.ct = NULL
 
-    def __init__(self):
+    def __init__(self, *args):
         raise TypeError("Flow objects come from Conntrack.dump()/get()/events() and Flow.from_dict(); "
                         "build new entries with pynfct.FlowSpec")
 
@@ -169,7 +177,7 @@ cdef class Flow:
 
     @staticmethod
     cdef Flow adopt(nf_conntrack *ct):
-        cdef Flow f = Flow.__new__(Flow)
+        cdef Flow f = Flow.__new__(Flow, _MAKE)
         f.ct = ct
         return f
 
@@ -189,14 +197,14 @@ cdef class Flow:
 
     @property
     def orig(self) -> "Tuple":
-        cdef Tuple t = Tuple.__new__(Tuple)
+        cdef Tuple t = Tuple.__new__(Tuple, _MAKE)
         t.flow = self
         t.reply = False
         return t
 
     @property
     def reply(self) -> "Tuple":
-        cdef Tuple t = Tuple.__new__(Tuple)
+        cdef Tuple t = Tuple.__new__(Tuple, _MAKE)
         t.flow = self
         t.reply = True
         return t
@@ -386,7 +394,11 @@ cdef class Flow:
 cdef class Tuple:
     """One direction of a flow: addresses, ports (or ICMP fields, GRE keys), counters, zone."""
 
-    def __init__(self):
+    def __cinit__(self, key=None):
+        if key is not _MAKE:      # as Flow: a Tuple without its Flow would be read unchecked
+            raise TypeError("Tuple objects come from Flow.orig/Flow.reply")
+
+    def __init__(self, *args):
         raise TypeError("Tuple objects come from Flow.orig/Flow.reply")
 
     @property
