@@ -44,6 +44,8 @@ cdef enum:
 
 # --- reading the file ---------------------------------------------------------------------------------
 
+from _nfct.request cimport intr_t, intr_init, intr_poll, intr_now, intr_take, intr_clear
+
 cdef struct reader_t:
     int fd
     int copy_fd              # pass 1 of a pipe: what is read is also kept here for pass 2
@@ -52,6 +54,7 @@ cdef struct reader_t:
     size_t end
     bint eof
     int err
+    intr_t *intr             # a read that says EINTR runs the signal handlers (a pipe may wait long)
 
 
 cdef int reader_fill(reader_t *r) noexcept nogil:
@@ -63,6 +66,9 @@ cdef int reader_fill(reader_t *r) noexcept nogil:
     while True:
         n = read(r.fd, r.buf + r.end, READ_SIZE - r.end)
         if n < 0 and errno == EINTR:
+            if r.intr != NULL and intr_now(r.intr) < 0:
+                r.err = EINTR
+                return -1
             continue
         break
     if n < 0:
@@ -258,8 +264,6 @@ cdef void load_abandon(load_ctx *c) noexcept nogil:
 
 # --- the Loader ---------------------------------------------------------------------------------------
 
-from _nfct.request cimport intr_t, intr_init, intr_poll, intr_take, intr_clear
-
 cdef class Loader:
     """One pass over a -R file. `slow(line: bytes, lineno: int)` is called for every line the C parser
     leaves to the full one (with `proto`, the -p of the last line parsed here: "tcp", "udp" or None);
@@ -294,6 +298,7 @@ cdef class Loader:
         to `stop_line` delete what that run created instead."""
         cdef int k
         intr_init(&self.intr)
+        self.rd.intr = &self.intr
         self.rd.fd = fd
         self.rd.copy_fd = copy_fd
         if fd >= 0:

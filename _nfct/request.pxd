@@ -87,6 +87,7 @@ cdef struct intr_t:
 
 cdef int intr_init(intr_t *s) except -1
 cdef int intr_check(intr_t *s) noexcept nogil
+cdef int intr_now(intr_t *s) noexcept nogil
 cdef object intr_take(intr_t *s)
 cdef void intr_clear(intr_t *s) noexcept
 

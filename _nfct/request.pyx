@@ -331,6 +331,16 @@ cdef int intr_check(intr_t *s) noexcept nogil:
     return -1 if s.raised else 0
 
 
+cdef int intr_now(intr_t *s) noexcept nogil:
+    """intr_poll() at once, whenever it last looked: a system call the loop waits in said EINTR."""
+    if s.raised:
+        return -1
+    if not s.watch:
+        return 0
+    s.next_ns = 0
+    return intr_check(s)
+
+
 cdef object intr_take(intr_t *s):
     """The exception a signal handler raised (its traceback attached), or None; `s` lets go of it
     (s.raised stays set)."""
