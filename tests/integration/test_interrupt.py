@@ -16,7 +16,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
+import threading
 import time
 
 import pytest
@@ -24,6 +24,10 @@ import pytest
 from differential import _pynfct_env, pynfct_argv
 from fill import bulk_entry_argv
 from netns import NetNS
+
+from _nfct.modify import modify
+from _nfct.socket import enter_netns
+from pynfct.cli.parse import parse
 
 N_DELETE = 200_000
 N_UPDATE = 150_000
@@ -271,3 +275,39 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
         print(f"\npynfct -R -: exit {ended * 1000:.1f} ms after SIGINT")
         assert rc == 130
         assert ended < BOUND
+
+
+def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(table_file):
+    """Not only KeyboardInterrupt: whatever a handler raises comes out, with `partial` (and with
+    collect, its flows: the entries deleted). In this process, while another Python thread runs."""
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop()
+
+    with NetNS() as ns:
+        n = _fill(ns, table_file, 100_000)
+        cmd = parse(["-D"])
+
+        def signal_when_started():
+            deadline = time.monotonic() + 30
+            while ns.ct_count() >= n and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        old = signal.signal(signal.SIGUSR1, handler)
+        nsfd = enter_netns(ns.name)
+        helper = threading.Thread(target=signal_when_started)
+        try:
+            helper.start()
+            with pytest.raises(Stop) as info:
+                modify(nsfd, cmd, False, None, -1, collect=True)
+        finally:
+            helper.join()
+            os.close(nsfd)
+            signal.signal(signal.SIGUSR1, old)
+        p = info.value.partial
+        assert 0 < p.count < n and (p.vanished, p.failures) == (0, [])
+        assert p.count == n - ns.ct_count()
+        assert len(p.flows) == p.count and len({f.id for f in p.flows}) == p.count
