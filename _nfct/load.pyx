@@ -8,6 +8,12 @@ big file are plain -I/-A lines; those are parsed in C (_nfct.fastparse) and thei
 pipelined (_nfct.request). Any line the fast parser does not fully understand goes to the Python port
 of conntrack's parser (pynfct.cli.parse), which also produces every error message. A failed create
 stops the run like conntrack's exit: the creates sent after it in the same batch are deleted again.
+
+Ctrl-C: scan() runs Python's pending signal handlers now and then (_nfct.request's intr_poll); once one
+raised, it stops reading, drops the batch it was filling unsent, waits until the batches handed over are
+answered and counted, and raises that exception. The API's creates (queue_command/queue_flow) run
+Python between items, where the exception comes by itself: close() then leaves the batch being filled
+unsent too, and `created`/`failures` say exactly what was done.
 """
 import os
 
@@ -40,6 +46,8 @@ cdef enum:
 
 # --- reading the file ---------------------------------------------------------------------------------
 
+from _nfct.request cimport intr_t, intr_init, intr_poll, intr_now, intr_take, intr_clear
+
 cdef struct reader_t:
     int fd
     int copy_fd              # pass 1 of a pipe: what is read is also kept here for pass 2
@@ -48,6 +56,7 @@ cdef struct reader_t:
     size_t end
     bint eof
     int err
+    intr_t *intr             # a read that says EINTR runs the signal handlers (a pipe may wait long)
 
 
 cdef int reader_fill(reader_t *r) noexcept nogil:
@@ -59,6 +68,9 @@ cdef int reader_fill(reader_t *r) noexcept nogil:
     while True:
         n = read(r.fd, r.buf + r.end, READ_SIZE - r.end)
         if n < 0 and errno == EINTR:
+            if r.intr != NULL and intr_now(r.intr) < 0:
+                r.err = EINTR
+                return -1
             continue
         break
     if n < 0:
@@ -244,6 +256,14 @@ cdef int load_submit(load_ctx *c, bint wait_all) noexcept nogil:
     return -1 if c.stopped else 0
 
 
+cdef void load_abandon(load_ctx *c) noexcept nogil:
+    """Stop asking: the batch being filled is dropped unsent; those handed over are sent and counted."""
+    cdef cbatch_t *cb = load_batch(c)
+    cb.b.len = cb.b.n = 0
+    if c.h.threaded:
+        handoff_give(&c.h, False, 1)
+
+
 # --- the Loader ---------------------------------------------------------------------------------------
 
 cdef class Loader:
@@ -271,12 +291,16 @@ cdef class Loader:
 
     cdef object undo_ref
     cdef long stop_line
+    cdef intr_t intr
+    cdef bint closed
 
     def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1, threaded=None,
                  bytes undo=None, long stop_line=0):
         """`undo` (done_bits() of an earlier run over the same file) makes the creates of the lines up
         to `stop_line` delete what that run created instead."""
         cdef int k
+        intr_init(&self.intr)
+        self.rd.intr = &self.intr
         self.rd.fd = fd
         self.rd.copy_fd = copy_fd
         if fd >= 0:
@@ -304,6 +328,7 @@ cdef class Loader:
     def __dealloc__(self):
         cdef int k
         self._join()
+        intr_clear(&self.intr)
         free(self.rd.buf)
         if self.c != NULL:
             for k in range(NBATCH_LOAD):
@@ -321,8 +346,22 @@ cdef class Loader:
             with nogil:
                 handoff_stop(&self.c.h)
 
+    cdef void _settle(self) noexcept:
+        # the results are the sender's until the batches handed over are done
+        if self.started and self.c.h.threaded:
+            with nogil:
+                handoff_give(&self.c.h, False, 1)
+
+    cdef int _open(self) except -1:
+        if self.closed:
+            raise ValueError("the Loader is closed")
+        return 0
+
     def close(self):
+        """Wait for the batches handed over (a batch still being filled is not sent) and let go of the
+        socket; the results stay readable. Closing twice is fine."""
         self._join()
+        self.closed = True
         if self.sock is not None:
             self.sock.close()
 
@@ -330,26 +369,34 @@ cdef class Loader:
     def proto(self):
         return {6: "tcp", 17: "udp"}.get(self.last_proto)
 
+    # The results wait for the batches handed over to the sender (not for one still being filled): what
+    # they say is exact at any time, final after sync(), scan() or close().
+
     @property
     def created(self):
-        """Requests that created an entry (final after sync() or scan())."""
+        """Requests that created an entry."""
+        self._settle()
         return self.c.created
 
     @property
     def existed(self):
         """-A lines whose entry was there already."""
+        self._settle()
         return self.c.existed
 
     @property
     def fail_line(self):
+        self._settle()
         return self.c.fail_line
 
     @property
     def fail_errno(self):
+        self._settle()
         return self.c.fail_errno
 
     @property
     def fail_add(self):
+        self._settle()
         return self.c.fail_add
 
     property keep_going:
@@ -363,6 +410,7 @@ cdef class Loader:
     @property
     def failures(self):
         """(line or item number, errno) of the refused creates, with keep_going."""
+        self._settle()
         return [(self.c.fail_pairs[2 * i], <int>self.c.fail_pairs[2 * i + 1]) for i in range(self.c.nfail)]
 
     cdef int queue(self, nf_conntrack *ct, int family, bint add) noexcept nogil:
@@ -395,6 +443,7 @@ cdef class Loader:
 
     def done_bits(self):
         """Which creates made an entry (a bit per create, in file order): for an undo run."""
+        self._settle()
         return PyBytes_FromStringAndSize(<const char *>self.c.done_bits, self.c.done_cap) \
             if self.c.done_bits != NULL else b""
 
@@ -408,11 +457,13 @@ cdef class Loader:
 
     def queue_create(self, command):
         """A -I/-A line the full parser read: its request joins the batch."""
-        cdef nf_conntrack *ct = template_ct(command)
+        cdef nf_conntrack *ct
         cdef int ret
         cdef bint add
         cdef int family = command.family
+        self._open()
         add = command.command == CT_ADD
+        ct = template_ct(command)
         with nogil:
             ret = self.queue(ct, family, add)
         nfct_destroy(ct)
@@ -421,8 +472,10 @@ cdef class Loader:
 
     def queue_flow(self, Flow flow not None, bint add=False):
         """Create an entry like a dumped one (see create_flow) as part of the batch."""
-        cdef nf_conntrack *ct = creatable_clone(flow.ct)
+        cdef nf_conntrack *ct
         cdef int ret
+        self._open()
+        ct = creatable_clone(flow.ct)
         self.lineno += 1
         with nogil:
             ret = self.queue(ct, family_of(ct), add)
@@ -438,6 +491,7 @@ cdef class Loader:
     def sync(self):
         """Send what is queued and wait for it (before a -U/-D/-F line runs, and at the end)."""
         cdef int ret = 0
+        self._open()
         if self.run:
             with nogil:
                 ret = load_submit(self.c, True)
@@ -454,10 +508,14 @@ cdef class Loader:
         cdef int rc
         cdef nf_conntrack *ct
         cdef bint stop = False
+        self._open()
         while True:
             with nogil:
                 while True:
                     if self.c.cancelled or (self.stop_line and self.lineno >= self.stop_line):
+                        rc = 0
+                        break
+                    if intr_poll(&self.intr) < 0:
                         rc = 0
                         break
                     rc = reader_next(&self.rd, &line, &len)
@@ -492,6 +550,12 @@ cdef class Loader:
                                 break
                         continue
                     break       # the full parser's line
+            if self.intr.raised:
+                if self.run:
+                    with nogil:
+                        load_abandon(self.c)
+                exc = intr_take(&self.intr)
+                raise exc if exc is not None else ValueError("the Loader's scan was interrupted")
             if stop:
                 self.sync_quietly()
                 raise _Stop()
@@ -515,6 +579,7 @@ cdef class Loader:
         with nothing queued, where the spec needs the template path (label names without a label map)."""
         cdef nf_conntrack *ct
         cdef int family, ret
+        self._open()
         if spec_ct(v, labelmap, &ct, &family) != 0:
             return False
         self.lineno += 1

@@ -19,6 +19,8 @@ class ModifyResult:
     @property
     def flows(self) -> List[Flow]: ...
 
+# An exception raised while modify() runs (Ctrl-C's KeyboardInterrupt, ...) comes out with `partial`:
+# the ModifyResult of what was done (see the docstring).
 def modify(nsfd: int, command: CommandLike, update: bool, fmt: Optional[Format] = ..., fd: int = ...,
            threaded: Optional[bool] = ..., flows: Optional[Sequence[Flow]] = ...,
            collect: bool = ...) -> ModifyResult: ...

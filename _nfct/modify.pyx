@@ -7,6 +7,12 @@ batch of requests (the kernel runs them inside sendmsg; see _nfct.request), read
 writes out the entries that were changed. Batches go round a ring of NBATCH. The sender thread runs
 only with three or more CPUs: on two, the reader and the calling thread already keep both busy, and
 the calling thread sends its batches itself.
+
+Ctrl-C (any signal whose Python handler raises) stops it within a few tens of milliseconds: the calling
+thread runs the pending handlers now and then (_nfct.request's intr_poll, between entries); once one
+raised it asks for nothing more (the dump stops, the batch it was filling is dropped unsent), lets the
+batches already handed over be sent and answered, joins the threads, and raises that exception with
+`partial`, the ModifyResult of what was done (see modify()).
 """
 import os
 
@@ -49,6 +55,9 @@ cdef int out_entry(outbuf_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsign
 
 # --- the ring of batches and the sender ---------------------------------------------------------------
 
+from _nfct.request cimport intr_t, intr_init, intr_poll, intr_take, intr_clear
+
+
 cdef struct errlist_t:
     int *v
     long n
@@ -82,6 +91,7 @@ cdef struct mod_ctx:
     errlist_t fail            # entries the kernel refused (the sender's)
     errlist_t build_fail      # entries no request could be built for (the calling thread's)
     int err
+    intr_t intr               # the calling thread's look at Python's signal handlers
 
 
 cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
@@ -221,7 +231,7 @@ cdef int delete_entry(nf_conntrack *ct, void *data) noexcept nogil:
     cdef mod_ctx *c = <mod_ctx *>data
     cdef batch_t *b = mod_batch(c)
     cdef nlmsghdr *nlh
-    if c.err:
+    if c.err or intr_poll(&c.intr) < 0:
         nfct_destroy(ct)
         return -1
     nlh = req_put(&c.req, b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, family_of(ct))
@@ -333,7 +343,7 @@ cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
     zones[1] = ATTR_ORIG_ZONE
     zones[2] = ATTR_REPL_ZONE
     cdef int e = 0
-    if c.err:
+    if c.err or intr_poll(&c.intr) < 0:
         nfct_destroy(ct)
         return -1
     if update_reject(c, ct):
@@ -464,7 +474,13 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
            bint collect=False):
     """-D (update False) or -U over the entries the command selects; entries done are written to fd
     as `fmt` says (fd -1: not written). With `flows` (Flow objects, e.g. from a dump), those entries
-    are the ones acted on instead of a dump's. Returns a ModifyResult."""
+    are the ones acted on instead of a dump's. Returns a ModifyResult.
+
+    An exception raised while entries are fed (by a signal handler, such as Ctrl-C's KeyboardInterrupt,
+    which runs within ~20 ms; or by the dump) stops the run: nothing more is asked of the kernel, what
+    was asked is answered and counted (and written to fd), and the exception is raised again with
+    `partial`, the ModifyResult of what was done (count: exactly the entries the kernel changed). It
+    has no `partial` when a request or the output failed as well, as the count is not exact then."""
     cdef mod_ctx *c = <mod_ctx *>malloc(sizeof(mod_ctx))
     cdef NfctSocket sock
     cdef Filter filt
@@ -473,12 +489,14 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
     cdef long i
     cdef int k
     cdef bint started = False
+    cdef bint stopping
     cdef batch_t *b
     if c == NULL:
         raise MemoryError()
     memset(c, 0, sizeof(mod_ctx))
     c.out.fd = fd
     try:
+        intr_init(&c.intr)
         for k in range(NBATCH):
             if batch_init(&c.batches[k]) < 0:
                 raise MemoryError()
@@ -520,25 +538,34 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
             threaded = len(os.sched_getaffinity(0)) >= 3
         handoff_init(&c.h, sender_main, c, threaded)
         started = True
+        exc = None
         try:
             if flows is None:
                 _feed(nsfd, command.family, filt, not update, c, update_entry if update else delete_entry)
             else:
                 _feed_flows(flows, c, update_entry if update else delete_entry)
+        except BaseException as e:
+            exc = e             # raised again below, once what was sent is answered and counted
         finally:
+            # the handlers' exception wins: the feed stopped for it (and may have raised its own then)
+            pending = intr_take(&c.intr)
+            if pending is not None:
+                exc = pending
+            stopping = exc is not None
             with nogil:
                 b = mod_batch(c)
-                if b.npend:
-                    mod_submit(c)
+                if b.npend and not stopping:
+                    mod_submit(c)       # (after an exception the batch being filled is not sent)
                 handoff_stop(&c.h)
                 if c.out.len and c.out.fd >= 0 and c.err == 0:
                     if outbuf_flush(&c.out) < 0:
                         c.err = c.out.err
             sock.close()
-        if c.err == EPIPE:
-            raise BrokenPipeError(EPIPE, "write")      # the CLI ends quietly, as on -L
-        if c.err:
-            raise from_errno(c.err)
+        if exc is None:
+            if c.err == EPIPE:
+                raise BrokenPipeError(EPIPE, "write")      # the CLI ends quietly, as on -L
+            if c.err:
+                raise from_errno(c.err)
         r.count = c.count
         r.vanished = c.vanished
         r.unchanged = c.unchanged
@@ -547,8 +574,16 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
         for i in range(c.nkept):
             r.flows.append(Flow.adopt(c.kept[i]))
             c.kept[i] = NULL
+        if exc is not None:
+            if c.err == 0:
+                try:
+                    exc.partial = r
+                except (AttributeError, TypeError):
+                    pass
+            raise exc
         return r
     finally:
+        intr_clear(&c.intr)
         for i in range(c.nkept):
             if c.kept[i] != NULL:
                 nfct_destroy(c.kept[i])

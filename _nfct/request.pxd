@@ -1,6 +1,7 @@
 # The request pipeline of the bulk writes (-D/-U in _nfct.modify, -R in _nfct.load) and the requests
 # built from an entry or a command (shared with the single requests of _nfct.write); see request.pyx.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
 
 from _nfct.libmnl cimport mnl_socket
 from _nfct.libnfct cimport nf_conntrack, nfct_get_attr_u8, ATTR_ORIG_L3PROTO
@@ -63,6 +64,46 @@ cdef long handoff_take(handoff_t *h) noexcept nogil
 cdef void handoff_sent(handoff_t *h) noexcept nogil
 cdef void handoff_stop(handoff_t *h) noexcept nogil
 cdef void handoff_free(handoff_t *h) noexcept nogil
+
+# --- interruption -------------------------------------------------------------------------------------
+
+# The bulk loops run without the GIL, so Python runs no signal handler (Ctrl-C's KeyboardInterrupt)
+# until they return. They call intr_poll() for every entry or line; now and then (INTR_NS apart, the
+# clock read every INTR_EVERY calls) it takes the GIL and runs the pending handlers. Once one raised,
+# intr_poll() says -1 from then on and the exception waits in the intr_t for intr_take(). Only Python's
+# main thread runs signal handlers: in other threads intr_poll() never takes the GIL.
+cdef enum:
+    INTR_EVERY = 16
+    INTR_NS = 20000000        # 20 ms
+
+cdef struct intr_t:
+    bint watch               # the loop runs in Python's main thread
+    bint raised              # a handler raised: the loop stops asking the kernel for more
+    int tick
+    int64_t next_ns
+    PyObject *type           # the exception (owned references until intr_take/intr_clear)
+    PyObject *value
+    PyObject *tb
+
+cdef int intr_init(intr_t *s) except -1
+cdef int intr_check(intr_t *s) noexcept nogil
+cdef int intr_now(intr_t *s) noexcept nogil
+cdef object intr_take(intr_t *s)
+cdef void intr_clear(intr_t *s) noexcept
+
+
+cdef inline int intr_poll(intr_t *s) noexcept nogil:
+    """0, or -1 once a signal handler raised (see intr_t)."""
+    if s.raised:
+        return -1
+    if not s.watch:
+        return 0
+    s.tick += 1
+    if s.tick < INTR_EVERY:
+        return 0
+    s.tick = 0
+    return intr_check(s)
+
 
 cdef int req_init(req_t *r, NfctSocket sock) except -1
 cdef void req_free(req_t *r) noexcept nogil

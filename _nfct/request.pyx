@@ -289,3 +289,74 @@ cdef nf_conntrack *creatable_clone(const nf_conntrack *src) except NULL:
     if nfct_attr_is_set(ct, ATTR_STATUS):
         nfct_set_attr_u32(ct, ATTR_STATUS, nfct_get_attr_u32(ct, ATTR_STATUS) & SETTABLE_STATUS)
     return ct
+
+
+# --- interruption (see request.pxd) -------------------------------------------------------------------
+
+# (imported here, not at the top: only this part uses them)
+import sys
+from cpython.exc cimport PyErr_Fetch, PyErr_NormalizeException
+from cpython.ref cimport Py_XDECREF
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    # without Cython's `except -1`: intr_check() keeps what a handler raised instead of propagating it
+    int check_signals "PyErr_CheckSignals" () noexcept
+    int PyException_SetTraceback(PyObject *ex, PyObject *tb) noexcept
+
+
+cdef int intr_init(intr_t *s) except -1:
+    """Ready `s` for a loop run by the calling thread (with the GIL)."""
+    memset(s, 0, sizeof(intr_t))
+    # threading not imported: no thread but the main one runs Python (and it is not imported here
+    # for nothing: the CLI does not need it)
+    threading = sys.modules.get("threading")
+    s.watch = threading is None or threading.current_thread() is threading.main_thread()
+    return 0
+
+
+cdef int intr_check(intr_t *s) noexcept nogil:
+    """intr_poll()'s slow path: run the pending signal handlers if INTR_NS passed since the last time."""
+    cdef timespec ts
+    cdef int64_t now
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    now = <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+    if now < s.next_ns:
+        return 0
+    s.next_ns = now + INTR_NS
+    with gil:
+        if check_signals() < 0:
+            PyErr_Fetch(&s.type, &s.value, &s.tb)
+            s.raised = True
+    return -1 if s.raised else 0
+
+
+cdef int intr_now(intr_t *s) noexcept nogil:
+    """intr_poll() at once, whenever it last looked: a system call the loop waits in said EINTR."""
+    if s.raised:
+        return -1
+    if not s.watch:
+        return 0
+    s.next_ns = 0
+    return intr_check(s)
+
+
+cdef object intr_take(intr_t *s):
+    """The exception a signal handler raised (its traceback attached), or None; `s` lets go of it
+    (s.raised stays set)."""
+    if s.type == NULL:
+        return None
+    PyErr_NormalizeException(&s.type, &s.value, &s.tb)
+    if s.tb != NULL and s.value != NULL:
+        PyException_SetTraceback(s.value, s.tb)
+    exc = <object>s.value if s.value != NULL else <object>s.type
+    intr_clear(s)
+    return exc
+
+
+cdef void intr_clear(intr_t *s) noexcept:
+    """Drop a kept exception (with the GIL)."""
+    Py_XDECREF(s.type)
+    Py_XDECREF(s.value)
+    Py_XDECREF(s.tb)
+    s.type = s.value = s.tb = NULL

@@ -1,0 +1,313 @@
+"""Ctrl-C during the bulk writes: they stop within a few tens of milliseconds and say what they did.
+
+update()/delete() run in C without the GIL (_nfct.modify), the creates of create_many() and -R are
+pipelined by _nfct.load's Loader. A SIGINT sent while they run must end them promptly (the issue asks
+for 0.2 s; the bounds here are looser so that a loaded two-CPU CI does not flake, and the measured
+latencies are printed) with a KeyboardInterrupt whose `partial` counts exactly what the kernel did.
+
+Each operation runs in a child process inside the test's namespace (the signal goes to its main thread,
+as a Ctrl-C would), with both ways the writes run: the sender thread or the calling thread sending (see
+test_write_threads.py; the child fakes its CPU count, as the code picks the sender thread by it, and the
+test checks the threads it actually ran).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from differential import _pynfct_env, pynfct_argv
+from fill import bulk_entry_argv
+from netns import NetNS
+
+from _nfct.modify import modify
+from _nfct.socket import enter_netns
+from pynfct.cli.parse import parse
+
+N_DELETE = 200_000
+N_UPDATE = 150_000
+N_CREATE = 100_000
+BOUND = 1.0             # seconds from the signal to the end of the process (the goal: 0.2)
+PATHS = pytest.mark.parametrize("threaded", [False, True], ids=["calling-thread-sends", "sender-thread"])
+
+# The child: fakes the CPU count (modify() starts its sender thread from three CPUs on), warms up the
+# call (imports, the parser) on an empty list of flows, says "go", runs the call and prints its outcome.
+CHILD = r"""
+import json, os, sys, time
+threaded = sys.argv[2] == "1"
+os.sched_getaffinity = lambda pid: set(range(4 if threaded else 1))
+import pynfct
+ct = pynfct.Conntrack()
+op = sys.argv[1]
+MARK = (0x10000, 0xff0000)
+if op == "create":
+    from _nfct.load import Loader
+    flows = list(ct.dump())
+    ct.flush()
+    loader = Loader(-1, None, nsfd=-1, run=True, threaded=threaded)
+    loader.keep_going = True
+elif op == "update":
+    ct.update([], mark=MARK)
+else:
+    ct.delete([])
+print("go", flush=True)
+out = {"exc": None}
+try:
+    if op == "create":
+        for f in flows:
+            loader.queue_flow(f)
+        loader.sync()
+    elif op == "update":
+        out["count"] = int(ct.update(mark=MARK))
+    else:
+        out["count"] = int(ct.delete())
+except BaseException as e:
+    out.update(exc=type(e).__name__, t=time.monotonic())
+    p = getattr(e, "partial", None)
+    if p is not None:
+        out.update(count=p.count, vanished=p.vanished, unchanged=p.unchanged, failures=len(p.failures))
+if op == "create":
+    loader.close()
+    out.update(count=loader.created, failures=len(loader.failures), queued=loader.lineno)
+    try:
+        loader.queue_flow(flows[0])
+    except ValueError:
+        out["closed"] = True
+print(json.dumps(out), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("interrupt") / "table"
+    with open(path, "w") as f:
+        for i in range(max(N_DELETE, N_UPDATE, N_CREATE)):
+            f.write(" ".join(bulk_entry_argv(i)) + "\n")
+    return path
+
+
+def _fill(ns: NetNS, table_file, n: int) -> int:
+    """The first n lines of the table file, loaded with pynfct -R; n is lowered to fit nf_conntrack_max."""
+    cap = int(ns.sysctl("net.netfilter.nf_conntrack_max"))
+    if cap:
+        n = min(n, cap - 1000)
+    if n < 50_000:
+        pytest.skip(f"nf_conntrack_max is {cap}: too small a table for this test")
+    with open(table_file, "rb") as f:
+        data = b"".join(line for _, line in zip(range(n), f))
+    r = ns.run([*pynfct_argv(), "-R", "-"], input=data, env=_pynfct_env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert ns.ct_count() == n
+    return n
+
+
+def _entries(pid: int) -> int:
+    """The entries of the table of the namespace process `pid` is in."""
+    with open(f"/proc/{pid}/net/stat/nf_conntrack") as f:
+        f.readline()
+        return int(f.readline().split()[0], 16)
+
+
+def _in(ns: NetNS, pid: int) -> bool:
+    """Process `pid` is in the namespace (`ip netns exec` is, once it runs the command)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{ns.name}").st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _handles_sigint(pid: int) -> bool:
+    """Python's SIGINT handler is in place (SigCgt of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
+
+
+def _interrupt(ns: NetNS, op: str, threaded: bool, n: int, delay: float, progress=None):
+    """Run the child; SIGINT `delay` seconds after its call started (its second thread appeared), or
+    as soon as progress(entries now) says so. Returns (outcome, seconds from the signal to the
+    exception, to the end of the process, most threads seen)."""
+    p = ns.python_popen(CHILD, op, "1" if threaded else "0", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        env=_pynfct_env())
+    try:
+        assert p.stdout.readline().strip() == b"go", p.stderr.read().decode(errors="replace")
+        deadline = time.monotonic() + 30
+        threads = 0
+        while threads < 2:              # the dump's reader (update/delete), or the Loader's sender
+            threads = max(threads, _threads(p.pid))
+            if op == "create" and not threaded:
+                break                    # no thread of its own: the loop starts at once
+            assert time.monotonic() < deadline and p.poll() is None, "the call did not start"
+            time.sleep(0.001)
+        start = time.monotonic()
+        while time.monotonic() - start < delay and not (progress and progress(_entries(p.pid))) \
+                and p.poll() is None:
+            threads = max(threads, _threads(p.pid))
+            time.sleep(0.002)
+        sent = time.monotonic()
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        ended = time.monotonic()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err.decode(errors="replace")
+    result = json.loads(out)
+    caught = result["t"] - sent if "t" in result else None
+    print(f"\n{op} ({'sender thread' if threaded else 'calling thread sends'}, {n} entries): {result}; "
+          f"exception {caught * 1000 if caught is not None else float('nan'):.1f} ms and exit "
+          f"{(ended - sent) * 1000:.1f} ms after SIGINT")
+    return result, caught, ended - sent, threads
+
+
+def _check_stopped(result, caught, ended, n):
+    assert result["exc"] == "KeyboardInterrupt", f"not interrupted: {result} (finished before the signal?)"
+    assert "count" in result, "the exception has no partial result"
+    assert 0 < result["count"] < n
+    assert caught < BOUND and ended < BOUND
+
+
+@PATHS
+def test_delete_stops_on_sigint_and_counts_exactly(table_file, threaded):
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_DELETE)
+        result, caught, ended, threads = _interrupt(ns, "delete", threaded, n, 0.3,
+                                                    progress=lambda left: left < n * 0.6)
+        _check_stopped(result, caught, ended, n)
+        assert threads == (3 if threaded else 2)        # main, the dump's reader (and the sender)
+        assert (result["vanished"], result["failures"]) == (0, 0)
+        assert result["count"] == n - ns.ct_count()
+
+
+@PATHS
+def test_update_stops_on_sigint_and_counts_exactly(table_file, threaded):
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_UPDATE)
+        result, caught, ended, threads = _interrupt(ns, "update", threaded, n, 0.3)
+        _check_stopped(result, caught, ended, n)
+        assert threads == (3 if threaded else 2)
+        assert (result["vanished"], result["unchanged"], result["failures"]) == (0, 0, 0)
+        r = ns.conntrack("-L", "-m", "0x10000/0xff0000", timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert result["count"] == len(r.stdout.splitlines())
+        assert ns.ct_count() == n
+
+
+@PATHS
+def test_bulk_creates_interrupted_report_exactly_what_was_created(table_file, threaded):
+    """create_many()'s loop (queue_flow per item, Python in between): the exception comes from the loop
+    itself; close() then leaves the batch being filled unsent and created/failures are exact."""
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_CREATE)
+        result, caught, ended, threads = _interrupt(ns, "create", threaded, n, 0.3,
+                                                    progress=lambda now: now > n * 0.4)
+        _check_stopped(result, caught, ended, n)
+        assert threads == (2 if threaded else 1)
+        assert result["failures"] == 0 and result["closed"]
+        assert result["count"] <= result["queued"]
+        assert result["count"] == ns.ct_count()
+
+
+def test_cli_delete_interrupted_prints_what_it_deleted(table_file, tmp_path):
+    """pynfct -D: stops at once and exits 130 (conntrack dies of the signal), having printed exactly the
+    entries it deleted; no summary line, as conntrack prints none."""
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_DELETE)
+        with open(tmp_path / "out", "wb") as f:
+            p = ns.popen([*pynfct_argv(), "-D"], stdout=f, stderr=subprocess.PIPE, env=_pynfct_env())
+        try:
+            deadline = time.monotonic() + 60
+            while (not _in(ns, p.pid) or _entries(p.pid) > n * 0.8) and p.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.002)
+            sent = time.monotonic()
+            os.kill(p.pid, signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+            ended = time.monotonic() - sent
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        print(f"\npynfct -D: exit {ended * 1000:.1f} ms after SIGINT")
+        assert p.returncode == 130, err
+        assert err == b""
+        lines = (tmp_path / "out").read_bytes().splitlines()
+        assert 0 < len(lines) < n and len(lines) == n - ns.ct_count()
+        assert ended < BOUND
+
+
+def test_cli_load_from_a_pipe_stops_on_sigint():
+    """pynfct -R - waiting for more lines: the read says EINTR, the handler runs (it used to wait for EOF)."""
+    with NetNS() as ns:
+        p = ns.popen([*pynfct_argv(), "-R", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env=_pynfct_env())
+        try:
+            p.stdin.write(" ".join(bulk_entry_argv(0)).encode() + b"\n")
+            p.stdin.flush()
+            deadline = time.monotonic() + 30
+            while not (_in(ns, p.pid) and _handles_sigint(p.pid)) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(0.5)         # it reads the line, then waits for the next one
+            sent = time.monotonic()
+            os.kill(p.pid, signal.SIGINT)
+            rc = p.wait(timeout=10)
+            ended = time.monotonic() - sent
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        print(f"\npynfct -R -: exit {ended * 1000:.1f} ms after SIGINT")
+        assert rc == 130
+        assert ended < BOUND
+
+
+def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(table_file):
+    """Not only KeyboardInterrupt: whatever a handler raises comes out, with `partial` (and with
+    collect, its flows: the entries deleted). In this process, while another Python thread runs."""
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop()
+
+    with NetNS() as ns:
+        n = _fill(ns, table_file, 100_000)
+        cmd = parse(["-D"])
+
+        def signal_when_started():
+            deadline = time.monotonic() + 30
+            while ns.ct_count() >= n and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        old = signal.signal(signal.SIGUSR1, handler)
+        nsfd = enter_netns(ns.name)
+        helper = threading.Thread(target=signal_when_started)
+        try:
+            helper.start()
+            with pytest.raises(Stop) as info:
+                modify(nsfd, cmd, False, None, -1, collect=True)
+        finally:
+            helper.join()
+            os.close(nsfd)
+            signal.signal(signal.SIGUSR1, old)
+        p = info.value.partial
+        assert 0 < p.count < n and (p.vanished, p.failures) == (0, [])
+        assert p.count == n - ns.ct_count()
+        assert len(p.flows) == p.count and len({f.id for f in p.flows}) == p.count
