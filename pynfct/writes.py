@@ -75,9 +75,18 @@ def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: b
                 raise TypeError(f"create_many() item {i}: a FlowSpec or a Flow, not {type(spec).__name__}")
         loader.sync()
     except _Stop:
-        raise from_errno(loader.fail_errno, f"item {loader.fail_line - 1}") from None
-    finally:
         loader.close()
+        raise from_errno(loader.fail_errno, f"item {loader.fail_line - 1}") from None
+    except BaseException as e:
+        # Ctrl-C (or another exception) between or inside the queue calls: what the kernel created
+        # of the batches already sent travels with the exception
+        loader.close()
+        if not isinstance(e, (TypeError, ParameterError)):
+            e.result = WriteResult(loader.created,  # type: ignore[attr-defined]
+                                   failures=[Failure(err, i - 1) for i, err in loader.failures],
+                                   interrupted=True)
+        raise
+    loader.close()
     return WriteResult(loader.created, failures=[Failure(e, i - 1) for i, e in loader.failures])
 
 
@@ -127,7 +136,9 @@ def modify(nsfd: int, ct: "Conntrack", update: bool, target: Any, values: Option
     cmd = b.finish()
     try:
         r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
-    except KeyboardInterrupt as e:
+    except BaseException as e:
+        # Ctrl-C, or another exception a signal handler raised: _nfct.modify stopped, had what it
+        # sent answered and counted, and hands that over as .partial
         partial = getattr(e, "partial", None)
         if partial is not None:
             e.result = WriteResult(partial.count, [Failure(x) for x in partial.failures],  # type: ignore[attr-defined]

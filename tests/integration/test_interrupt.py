@@ -51,6 +51,9 @@ if op == "create":
     ct.flush()
     loader = Loader(-1, None, nsfd=-1, run=True, threaded=threaded)
     loader.keep_going = True
+elif op == "create_many":
+    flows = list(ct.dump())
+    ct.flush()
 elif op == "update":
     ct.update([], mark=MARK)
 else:
@@ -62,15 +65,20 @@ try:
         for f in flows:
             loader.queue_flow(f)
         loader.sync()
+    elif op == "create_many":
+        out["count"] = int(ct.create_many(flows))
     elif op == "update":
-        out["count"] = int(ct.update(mark=MARK))
+        out["count"] = int(ct.update(pynfct.Match(), mark=MARK))
     else:
-        out["count"] = int(ct.delete())
+        out["count"] = int(ct.delete(pynfct.Match()))
 except BaseException as e:
     out.update(exc=type(e).__name__, t=time.monotonic())
     p = getattr(e, "partial", None)
     if p is not None:
         out.update(count=p.count, vanished=p.vanished, unchanged=p.unchanged, failures=len(p.failures))
+    r = getattr(e, "result", None)      # the library's WriteResult of the same
+    if r is not None:
+        out.update(result=[int(r), r.vanished, r.unchanged, len(r.failures), r.interrupted])
 if op == "create":
     loader.close()
     out.update(count=loader.created, failures=len(loader.failures), queued=loader.lineno)
@@ -150,7 +158,7 @@ def _interrupt(ns: NetNS, op: str, threaded: bool, n: int, delay: float, progres
         threads = 0
         while threads < 2:              # the dump's reader (update/delete), or the Loader's sender
             threads = max(threads, _threads(p.pid))
-            if op == "create" and not threaded:
+            if op in ("create", "create_many") and not threaded:
                 break                    # no thread of its own: the loop starts at once
             assert time.monotonic() < deadline and p.poll() is None, "the call did not start"
             time.sleep(0.001)
@@ -180,6 +188,9 @@ def _check_stopped(result, caught, ended, n):
     assert result["exc"] == "KeyboardInterrupt", f"not interrupted: {result} (finished before the signal?)"
     assert "count" in result, "the exception has no partial result"
     assert 0 < result["count"] < n
+    if "vanished" in result:        # update()/delete(): the library's WriteResult says the same
+        assert result["result"] == [result["count"], result["vanished"], result["unchanged"], result["failures"],
+                                    True]
     assert caught < BOUND and ended < BOUND
 
 
@@ -311,3 +322,17 @@ def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(ta
         assert 0 < p.count < n and (p.vanished, p.failures) == (0, [])
         assert p.count == n - ns.ct_count()
         assert len(p.flows) == p.count and len({f.id for f in p.flows}) == p.count
+
+
+def test_create_many_interrupted_carries_what_was_created(table_file):
+    """The library's create_many(): Ctrl-C in its loop comes out with .result, a WriteResult of exactly
+    the entries the kernel created."""
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_CREATE)
+        result, caught, ended, _ = _interrupt(ns, "create_many", False, n, 0.3,
+                                              progress=lambda now: now > n * 0.4)
+        assert result["exc"] == "KeyboardInterrupt", f"not interrupted: {result}"
+        created, _, _, failures, interrupted = result["result"]
+        assert 0 < created < n and failures == 0 and interrupted
+        assert created == ns.ct_count()
+        assert caught < BOUND and ended < BOUND
