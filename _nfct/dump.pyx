@@ -294,6 +294,8 @@ cdef class Dump:
         cdef text_ctx t
         cdef slot_t *s
         cdef int ret = 1, err = 0
+        if not self.started:
+            raise ValueError("this Dump was never started")
         cdef bytes header = fmt.header
         t.filt = &self.filt.f if self.filt is not None else NULL
         t.fmt = &fmt.f
@@ -339,6 +341,9 @@ cdef class Dump:
         cdef slot_t *s
         cdef int ret, err = 0
         cdef nf_conntrack *ct
+        if not self.started:
+            # Dump.__new__(Dump) without __init__: no reader to take batches from (it would wait forever)
+            raise ValueError("this Dump was never started")
         while self.fi >= self.fc.n:
             self.fc.n = self.fi = 0
             if self.finished:

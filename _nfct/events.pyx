@@ -101,7 +101,10 @@ cdef class Event:
 
     def __str__(self):
         cdef char buf[LINE_MAX]
-        cdef size_t n = format_ct(buf, LINE_MAX, self.flow.ct, &_plain_fmt, self._type)
+        cdef size_t n
+        if self.flow is None:        # Event.__new__(Event): no entry to print (the formatter needs one)
+            raise ValueError("this Event has no flow")
+        n = format_ct(buf, LINE_MAX, self.flow.ct, &_plain_fmt, self._type)
         line = buf[:n].decode("utf-8", "replace")
         return f"{line} [USERSPACE] portid={self.portid}" if self.portid else line
 
