@@ -239,7 +239,8 @@ class Builder:
                 # conntrack's "unknown" protocol: the reply direction gets the protocol too
                 if Attr.REPL_L3PROTO in ct and Attr.REPL_L4PROTO not in ct:
                     ct[Attr.REPL_L4PROTO] = ct[Attr.ORIG_L4PROTO]
-        cmd.options = Opt(self.options)
+        # Opt(x) builds the flag member each time; a value seen before is looked up
+        cmd.options = Opt._value2member_map_.get(self.options) or Opt(self.options)  # type: ignore[assignment]
         cmd.family = self.family
         if command in (Cmd.CT_CREATE, Cmd.CT_ADD):
             orig = self.options & _O["ORIG"]

@@ -128,7 +128,7 @@ class Conntrack:
         return self._labelmap
 
     def _command(self, what: str, command: Cmd, match: Match, table: Table = Table.CONNTRACK) -> Command:
-        labels = self.labelmap() if "labels" in match.keys() else None
+        labels = self.labelmap() if "labels" in match else None
         return match.command(command, labels, table=table, what=what)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class Conntrack:
         """
         from .events import open_events
         m = _match("events()", match, filters)
-        cmd = self._command("events()", Cmd.CT_EVENT, m) if m.keys() else None
+        cmd = self._command("events()", Cmd.CT_EVENT, m) if m.fields else None
         return open_events(self._fd(), mask, cmd, timeout=timeout, buffer_size=buffer_size, reliable=reliable,
                            kernel_filter=kernel_filter, on_lost=on_lost)
 

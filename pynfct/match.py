@@ -29,7 +29,7 @@ labels               label names (the handle's label map) or bits 0-127     -l
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
 from .errors import ParameterError
@@ -149,7 +149,12 @@ class Match:
         return dict(self._given)
 
     def keys(self) -> FrozenSet[str]:
+        """The keywords given."""
         return frozenset(self._v)
+
+    def __contains__(self, keyword: object) -> bool:
+        """Whether the Match has this keyword (``"labels" in match``)."""
+        return keyword in self._v
 
     def check_for(self, command: Cmd, table: Table = Table.CONNTRACK, what: str = "dump()") -> None:
         """Whether this selection means something to one command (CT_LIST, CT_DELETE, CT_UPDATE,
@@ -160,7 +165,7 @@ class Match:
             if bad:
                 raise TypeError(f"{what} cannot select by {', '.join(bad)} (conntrack -U does not)")
         if command == Cmd.CT_GET:
-            bad = sorted(set(v) - _FOR_GET)
+            bad = sorted(v.keys() - _FOR_GET)
             if bad:
                 raise TypeError(f"{what} names one entry by its tuple; it takes no {', '.join(bad)}")
             _check_tuple(v, what)
@@ -184,61 +189,66 @@ def _rebuild(given: Dict[str, Any]) -> Match:
     return Match(**given)
 
 
+def _status(key: str, value: object) -> Tuple[int, int]:
+    on, off = check_status(key, value, negation=True)
+    if not on and not off:
+        raise ParameterError(f"status={value!r}: selects nothing in particular; leave it out")
+    return on, off
+
+
+def _u32(key: str, value: object) -> int:
+    return check_u32(key, value, f"a {key}")
+
+
+# keyword -> its check (state is checked against the protocol, in _check)
+_CHECKS: Dict[str, Callable[[str, object], Any]] = {
+    "family": check_family, "proto": check_proto,
+    "src": lambda k, x: check_address(k, x, network=True), "dst": lambda k, x: check_address(k, x, network=True),
+    "reply_src": check_address, "reply_dst": check_address,
+    **{k: check_port for k in _PORTS},
+    **{k: (lambda k, x: check_u16(k, x, "a GRE key")) for k in _KEYS},
+    "icmp_type": lambda k, x: check_int(k, x, 255, "an ICMP type or code"),
+    "icmp_code": lambda k, x: check_int(k, x, 255, "an ICMP type or code"),
+    "icmp_id": lambda k, x: check_u16(k, x, "an ICMP id"),
+    "status": _status, "mark": check_mark,
+    **{k: (lambda k, x: check_u16(k, x, "a zone")) for k in _ZONES},
+    "secmark": _u32, "id": _u32,
+    **{k: check_nat for k in _NATS},
+    "labels": check_labels,
+}
+
+
 def _check(given: Mapping[str, object]) -> Dict[str, Any]:
     """Each keyword checked on its own, then those that depend on the protocol."""
     v: Dict[str, Any] = {}
     for key in sorted(given, key=_ORDER.__getitem__):
-        value = given[key]
-        if key == "family":
-            v[key] = check_family(key, value)
-        elif key in _ADDRESSES:
-            v[key] = check_address(key, value, network=key in ("src", "dst"))
-        elif key == "proto":
-            v[key] = check_proto(key, value)
-        elif key in _PORTS:
-            v[key] = check_port(key, value)
-        elif key in _KEYS:
-            v[key] = check_u16(key, value, "a GRE key")
-        elif key == "state":
-            v[key] = check_state(key, value, v.get("proto"))
-        elif key == "icmp_id":
-            v[key] = check_u16(key, value, "an ICMP id")
-        elif key in _ICMP:
-            v[key] = check_int(key, value, 255, "an ICMP type or code")
-        elif key in _VTAGS:
-            v[key] = check_u32(key, value, "a verification tag")
-        elif key == "status":
-            on, off = check_status(key, value, negation=True)
-            if not on and not off:
-                raise ParameterError(f"status={value!r}: selects nothing in particular; leave it out")
-            v[key] = (on, off)
-        elif key == "mark":
-            v[key] = check_mark(key, value)
-        elif key in _ZONES:
-            v[key] = check_u16(key, value, "a zone")
-        elif key in ("secmark", "id"):
-            v[key] = check_u32(key, value, f"a {key}")
-        elif key in _NATS:
-            v[key] = check_nat(key, value)
-        elif key == "labels":
-            v[key] = check_labels(key, value)
+        if key == "state":
+            v[key] = check_state(key, given[key], v.get("proto"))
+        else:
+            v[key] = _CHECKS[key](key, given[key])
     check_protocol_options(v, given)
     if "any_nat" in v and ("snat" in v or "dnat" in v):
         raise ParameterError("any_nat: give it alone, or snat/dnat")
     return v
 
 
+# protocol options -> (the protocols that have them, their names)
+_NEEDS_PROTO: Dict[str, Tuple[FrozenSet[int], str]] = {
+    **{k: (PORT_PROTOS, "tcp, udp, udplite, sctp or dccp") for k in _PORTS},
+    **{k: (frozenset((Proto.GRE,)), "gre") for k in _KEYS},
+    **{k: (ICMP_PROTOS, "icmp or icmpv6") for k in _ICMP},
+    **{k: (frozenset((Proto.SCTP,)), "sctp") for k in _VTAGS},
+}
+
+
 def check_protocol_options(v: Mapping[str, Any], given: Mapping[str, object]) -> None:
     """Options that only exist for some protocols need that protocol."""
     proto = v.get("proto")
-    for keys, protos, name in ((_PORTS, PORT_PROTOS, "tcp, udp, udplite, sctp or dccp"),
-                               (_KEYS, frozenset((Proto.GRE,)), "gre"),
-                               (_ICMP, ICMP_PROTOS, "icmp or icmpv6"),
-                               (_VTAGS, frozenset((Proto.SCTP,)), "sctp")):
-        for key in keys:
-            if key in v and proto not in protos:
-                why = "no proto was given" if proto is None else f"proto is {_proto_name(proto)}"
-                raise ParameterError(f"{key}={given[key]!r}: needs proto {name} ({why})")
+    for key in v:
+        need = _NEEDS_PROTO.get(key)
+        if need is not None and proto not in need[0]:
+            why = "no proto was given" if proto is None else f"proto is {_proto_name(proto)}"
+            raise ParameterError(f"{key}={given[key]!r}: needs proto {need[1]} ({why})")
     family = v.get("family")
     if family is not None and proto is not None:
         if (proto == Proto.ICMP and family == Family.IPV6) or (proto == Proto.ICMPV6 and family == Family.IPV4):
@@ -250,6 +260,11 @@ def _proto_name(proto: int) -> str:
         return Proto(proto).name.lower()
     except ValueError:
         return str(proto)
+
+
+# the port-like keywords of each direction, per protocol
+_PAIRS = {**{p: (("sport", "dport"), ("reply_sport", "reply_dport")) for p in PORT_PROTOS},
+          Proto.GRE: (("srckey", "dstkey"), ("reply_srckey", "reply_dstkey"))}
 
 
 def _check_tuple(v: Mapping[str, Any], what: str) -> None:
@@ -264,10 +279,8 @@ def _check_tuple(v: Mapping[str, Any], what: str) -> None:
         if key in v and v[key][2] != (32 if v[key][0] == Family.IPV4 else 128):
             raise ParameterError(f"{key}: {what} takes an address, not a network")
     proto = v["proto"]
-    pairs = {p: (("sport", "dport"), ("reply_sport", "reply_dport")) for p in PORT_PROTOS}
-    pairs[Proto.GRE] = (("srckey", "dstkey"), ("reply_srckey", "reply_dstkey"))
-    if proto in pairs:
-        o, r = pairs[proto]
+    if proto in _PAIRS:
+        o, r = _PAIRS[proto]
         if not ((orig and all(k in v for k in o)) or (reply and all(k in v for k in r))):
             raise TypeError(f"{what} needs {o[0]} and {o[1]} (or {r[0]} and {r[1]}) for proto {_proto_name(proto)}")
     if proto in ICMP_PROTOS and not ("icmp_type" in v and "icmp_code" in v):
@@ -282,33 +295,27 @@ def build(command: Cmd, v: Mapping[str, Any], labelmap: Optional["LabelMap"],
     return b.finish()
 
 
+# keyword -> how its checked value goes into a Builder (labels need the label map: in fill)
+_FILLS: Dict[str, Callable[[Builder, str, Any], None]] = {
+    "family": lambda b, k, x: b.family_option(x),
+    **{k: (lambda b, k, x: b.address(k, *x)) for k in _ADDRESSES},
+    "proto": lambda b, k, x: b.proto(x),
+    **{k: Builder.port for k in _PORTS + _KEYS},
+    "state": lambda b, k, x: b.state(x),
+    **{k: Builder.icmp for k in _ICMP},
+    **{k: Builder.vtag for k in _VTAGS},
+    "status": lambda b, k, x: b.status(*x),
+    "mark": lambda b, k, x: b.mark(*x),
+    **{k: Builder.zone for k in _ZONES},
+    "secmark": Builder.u32, "id": Builder.u32,
+    **{k: (lambda b, k, x: b.nat(k, *x)) for k in _NATS},
+}
+
+
 def fill(b: Builder, v: Mapping[str, Any], labelmap: Optional["LabelMap"]) -> None:
     """Add checked values to a Builder, in KEYWORDS order."""
     for key in sorted(v, key=_ORDER.__getitem__):
-        value = v[key]
-        if key == "family":
-            b.family_option(value)
-        elif key in _ADDRESSES:
-            b.address(key, *value)
-        elif key == "proto":
-            b.proto(value)
-        elif key in _PORTS or key in _KEYS:
-            b.port(key, value)
-        elif key == "state":
-            b.state(value)
-        elif key in _ICMP:
-            b.icmp(key, value)
-        elif key in _VTAGS:
-            b.vtag(key, value)
-        elif key == "status":
-            b.status(*value)
-        elif key == "mark":
-            b.mark(*value)
-        elif key in _ZONES:
-            b.zone(key, value)
-        elif key in ("secmark", "id"):
-            b.u32(key, value)
-        elif key in _NATS:
-            b.nat(key, *value)
-        elif key == "labels":
-            b.labels(key, value, labelmap, modify=False)
+        if key == "labels":
+            b.labels(key, v[key], labelmap, modify=False)
+        else:
+            _FILLS[key](b, key, v[key])

@@ -128,7 +128,7 @@ def modify(nsfd: int, ct: "Conntrack", update: bool, target: Any, values: Option
     command = Cmd.CT_UPDATE if update else Cmd.CT_DELETE
     m.check_for(command, what=what)        # update: no mark/status/state filters
     b = Builder(command)
-    need_labels = "labels" in m.keys() or (values is not None and bool({"add_labels", "del_labels"} & set(values.fields)))
+    need_labels = "labels" in m or (values is not None and bool({"add_labels", "del_labels"} & set(values.fields)))
     labels = ct.labelmap() if need_labels else None
     m.fill(b, labels)
     if values is not None:
