@@ -83,7 +83,9 @@ class Builder:
         if self.family == 0:
             self.family = family
         elif self.family != family:
-            raise ParameterError(f"{key}: its address family is not the one of the other addresses")
+            name = {2: "IPv4", 10: "IPv6"}
+            raise ParameterError(f"{key}: an {name.get(family, family)} value where the other addresses (or "
+                                 f"family) are {name.get(self.family, self.family)}")
 
     def family_option(self, family: Family) -> None:
         self.options |= _O["FAMILY"]
@@ -170,7 +172,7 @@ class Builder:
         self.cmd.tmpl.filter_mark_kernel = (value, mask)
 
     def u32(self, key: str, value: int) -> None:
-        attr, opt = {"secmark": (Attr.SECMARK, Opt.SECMARK), "id": (Attr.ID, Opt.ID)}[key]
+        attr, opt = {"id": (Attr.ID, Opt.ID)}[key]
         self.options |= int(opt)
         self.ct[attr] = value
 

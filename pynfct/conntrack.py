@@ -10,12 +10,12 @@ from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.socket import enter_netns
 
-from .errors import NfctNotFound, ParameterError
+from .errors import NfctError, NfctNotFound, ParameterError
 from .match import Match
 from .template import Cmd, Command, Table
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from typing_extensions import Literal, Unpack
 
     from _nfct.format import LabelMap
     from .events import AsyncEventStream, EventStream, Mask
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .result import WriteResult
     from .update import Update, UpdateFields
     from .values import FamilyLike
+
+    class UpdateArgs(MatchFields, UpdateFields, total=False):
+        """update()'s keywords: the values to set (UpdateFields) and the filters (MatchFields; mark and
+        status are values here, state is refused at run time)."""
 
 NetNS = Union[None, str, "os.PathLike[str]", int]
 
@@ -133,7 +137,8 @@ class Conntrack:
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def dump(self, match: Optional[Match] = None, /, *, table: str = "conntrack", zero: bool = False,
+    def dump(self, match: Optional[Match] = None, /, *,
+             table: Literal["conntrack", "dying", "unconfirmed"] = "conntrack", zero: bool = False,
              kernel_filter: bool = True, **filters: Unpack[MatchFields]) -> Iterator[Flow]:
         """Iterate the entries of a table that a Match (or its keywords) selects, like
         ``conntrack -L [table]`` with the same filters. ``table`` is "conntrack", "dying" or
@@ -141,7 +146,7 @@ class Conntrack:
         counters (``-L -z``). Streams: memory does not grow with the table."""
         m = _match("dump()", match, filters)
         if table not in _TABLES:
-            if table == "expect":
+            if table == "expect":  # type: ignore[comparison-overlap]   # a caller without a type checker
                 raise ParameterError("table='expect': expectations are not Flows; use expectations()")
             raise ParameterError(f"table={table!r}: one of conntrack, dying, unconfirmed")
         msg, tab = _TABLES[table]
@@ -170,7 +175,7 @@ class Conntrack:
         """Number of entries in the table (``conntrack -C``)."""
         n = query.count(self._fd())
         if n is None:
-            raise ParameterError("the kernel did not report a count")
+            raise NfctError(0, "the kernel's statistics have no entry count")
         return n
 
     def stats(self, expect: bool = False) -> List[Tuple[int, dict]]:  # type: ignore[type-arg]
@@ -226,14 +231,14 @@ class Conntrack:
 
     def update(self, target: Union[Match, Flow, Iterable[Flow], None] = None, /, *,
                set: Optional["Update"] = None, collect: bool = False,
-               **fields: Unpack[UpdateFields]) -> "WriteResult":
+               **fields: Unpack[UpdateArgs]) -> "WriteResult":
         """Change the entries a Match (or filter keywords) selects, like ``conntrack -U``, or the given
         Flow(s).
 
         The values to set are an :class:`pynfct.Update` (``set=``) or its keywords: ``mark`` (an int,
         or Mark(value, mask): keep the bits outside mask, xor in value), ``timeout``, ``status`` (bits
         to add), ``add_labels``, ``del_labels`` (True: all). The other keywords select, as Match's
-        (not mark, status, state, secmark: conntrack -U does not select by them). Selecting every
+        (not mark, status, state: conntrack -U does not select by them). Selecting every
         entry takes an explicit ``Match()``. Returns a WriteResult: the number changed, ``failures``,
         ``unchanged`` (nothing to change) and, with ``collect``, the ``flows`` as they are now.
         """
@@ -262,7 +267,7 @@ class Conntrack:
         from . import writes
         return writes.modify(self._fd(), self, False, target, None, filters, collect)
 
-    def flush(self, table: str = "conntrack") -> None:
+    def flush(self, table: Literal["conntrack", "expect"] = "conntrack") -> None:
         """Empty the table (``conntrack -F`` / ``-F expect``), every family (the kernel's flush does
         not take one here; delete(Match(family=...)) deletes one family's entries)."""
         from . import writes

@@ -51,18 +51,23 @@ def parse_mask(mask: Mask) -> EventType:
             raise ParameterError(f"mask={mask!r}: only EventType.NEW, UPDATE and DESTROY bits")
         value = EventType(mask)
     else:
+        if isinstance(mask, (bytes, bytearray, dict)):
+            raise TypeError(f"mask={mask!r}: an event mask is EventType flags, a str or a list of them, "
+                            f"not {type(mask).__name__}")
         words = mask.split(",") if isinstance(mask, str) else list(mask)
         value = EventType(0)
         for w in words:
-            if isinstance(w, int):
-                value |= EventType(w)
+            if isinstance(w, EventType):
+                value |= w
                 continue
-            key = str(w).strip().upper()
+            if not isinstance(w, str):
+                raise TypeError(f"mask={mask!r}: {w!r} is not an EventType or a name")
+            key = w.strip().upper()
             if key not in _WORDS:
-                raise ParameterError(f"unknown event type {w!r}; use NEW, UPDATE, DESTROY or ALL")
+                raise ParameterError(f"mask={mask!r}: unknown event type {w!r}; use NEW, UPDATE, DESTROY or ALL")
             value |= _WORDS[key]
     if not value:
-        raise ParameterError("the event mask selects nothing")
+        raise ParameterError(f"mask={mask!r}: selects no event")
     return value
 
 
@@ -192,6 +197,11 @@ def open_events(nsfd: int, mask: Mask = "ALL", command: Optional["Command"] = No
             groups |= g
     if buffer_size is not None:
         check_int("buffer_size", buffer_size, 2**31 - 1, "a buffer size in bytes", lo=1)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout={timeout!r}: seconds as an int or float, not {type(timeout).__name__}")
+        if not timeout >= 0 or timeout == float("inf"):
+            raise ParameterError(f"timeout={timeout!r}: seconds from 0 up (None: wait forever)")
     filt = Filter(command, False) if command is not None else None
     stream: EventStream = stream_class(nsfd, groups, filt, DEFAULT_RCVBUF if buffer_size is None else buffer_size,
                                        kernel_filter, reliable, False)

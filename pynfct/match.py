@@ -16,13 +16,13 @@ src, dst             address, or network ("10.0.0.0/8", ip_network)         -s, 
 reply_src, reply_dst address                                                -r, -q
 sport, dport         0-65535 (tcp, udp, udplite, sctp, dccp)                --sport, --dport
 reply_sport/_dport   0-65535                                                --reply-port-src/dst
-srckey, dstkey, ...  0-65535 (gre; also reply_srckey, reply_dstkey)         --srckey, --dstkey
+srckey, dstkey       0-65535 (gre; get() only: no filter compares them)    --srckey, --dstkey
 state                TCPState/SCTPState/DCCPState or its name               --state
 icmp_type/_code/_id  0-255, 0-255, 0-65535 (icmp and icmpv6)                --icmp-type ...
 mark                 int, Mark(value, mask) or (value, mask)                -m
 status               Status flags, names, or a list; "!NAME": must be clear -u
 zone, orig_zone, ... 0-65535 (also reply_zone)                              -w, --orig-zone ...
-secmark, id          0-2**32-1                                              -c, -i
+id                   0-2**32-1 (the kernel's entry id)                      -i
 snat, dnat, any_nat  True (NATed), an IPv4 address, or (address, port)      --src-nat ...
 labels               label names (the handle's label map) or bits 0-127     -l
 ===================  =====================================================  ====================
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
         zone: int
         orig_zone: int
         reply_zone: int
-        secmark: int
         id: int
         snat: NatLike
         dnat: NatLike
@@ -92,15 +91,19 @@ _NATS = ("snat", "dnat", "any_nat")
 #: every keyword, in the order they are applied (conntrack's natural order: addresses, protocol, the
 #: protocol's options, the rest)
 KEYWORDS: Tuple[str, ...] = (("family",) + _ADDRESSES + ("proto",) + _PORTS + _KEYS + ("state",) + _ICMP
-                             + ("status", "mark") + _ZONES + ("secmark", "id") + _NATS + ("labels",))
+                             + ("status", "mark") + _ZONES + ("id",) + _NATS + ("labels",))
 
 _ORDER = {k: i for i, k in enumerate(KEYWORDS)}
 
 # Keywords conntrack -U does not select by (its -m, -u, -t are values to set): update() refuses them
 # as filters instead of ignoring them, which would widen the update.
-_NOT_FOR_UPDATE = frozenset(("mark", "status", "state", "secmark"))
+_NOT_FOR_UPDATE = frozenset(("mark", "status", "state"))
+# Keywords no filter of the C layer compares (libnetfilter_conntrack's nfct_cmp compares no GRE keys;
+# the kernel sends no secmark of 0, and an attribute an entry lacks compares equal): as filters they
+# would select everything. The GRE keys still name an entry to get(); secmark is not a keyword at all.
+_ONLY_FOR_GET = frozenset(_KEYS)
 # get() names one entry by its tuple (and zone)
-_FOR_GET = frozenset(("family", "proto") + _ADDRESSES + _PORTS + _KEYS + _ICMP + _ZONES)
+_FOR_GET = frozenset(("family", "proto", "src", "dst", "sport", "dport", "srckey", "dstkey") + _ICMP + _ZONES)
 
 
 class Match:
@@ -160,6 +163,11 @@ class Match:
         """Whether this selection means something to one command (CT_LIST, CT_DELETE, CT_UPDATE,
         CT_GET, CT_EVENT); ``what`` names the call in messages."""
         v = self._v
+        if command != Cmd.CT_GET:
+            bad = sorted(_ONLY_FOR_GET & v.keys())
+            if bad:
+                raise TypeError(f"{what} cannot select by {', '.join(bad)}: no filter compares GRE keys "
+                                f"(get() takes them, to name one entry)")
         if command == Cmd.CT_UPDATE:
             bad = sorted(_NOT_FOR_UPDATE & set(v))
             if bad:
@@ -212,7 +220,7 @@ _CHECKS: Dict[str, Callable[[str, object], Any]] = {
     "icmp_id": lambda k, x: check_u16(k, x, "an ICMP id"),
     "status": _status, "mark": check_mark,
     **{k: (lambda k, x: check_u16(k, x, "a zone")) for k in _ZONES},
-    "secmark": _u32, "id": _u32,
+    "id": _u32,
     **{k: check_nat for k in _NATS},
     "labels": check_labels,
 }
@@ -268,23 +276,20 @@ _PAIRS = {**{p: (("sport", "dport"), ("reply_sport", "reply_dport")) for p in PO
 
 
 def _check_tuple(v: Mapping[str, Any], what: str) -> None:
-    """get() needs the protocol and one whole direction, as conntrack -G does."""
-    if "proto" not in v:
-        raise TypeError(f"{what} needs proto")
-    orig = "src" in v and "dst" in v
-    reply = "reply_src" in v and "reply_dst" in v
-    if not (orig or reply):
-        raise TypeError(f"{what} needs src and dst (or reply_src and reply_dst)")
-    for key in ("src", "dst"):
-        if key in v and v[key][2] != (32 if v[key][0] == Family.IPV4 else 128):
-            raise ParameterError(f"{key}: {what} takes an address, not a network")
-    proto = v["proto"]
+    """get() names an entry by its original tuple (as conntrack -G): proto, src, dst and the ports
+    (keys, icmp type and code) of that direction."""
+    need = ["proto", "src", "dst"]
+    proto = v.get("proto")
     if proto in _PAIRS:
-        o, r = _PAIRS[proto]
-        if not ((orig and all(k in v for k in o)) or (reply and all(k in v for k in r))):
-            raise TypeError(f"{what} needs {o[0]} and {o[1]} (or {r[0]} and {r[1]}) for proto {_proto_name(proto)}")
-    if proto in ICMP_PROTOS and not ("icmp_type" in v and "icmp_code" in v):
-        raise TypeError(f"{what} needs icmp_type and icmp_code")
+        need += _PAIRS[proto][0]
+    elif proto in ICMP_PROTOS:
+        need += ["icmp_type", "icmp_code"]
+    missing = [k for k in need if k not in v]
+    if missing:
+        raise TypeError(f"{what} needs {', '.join(missing)}: it names one entry by its original tuple")
+    for key in ("src", "dst"):
+        if v[key][2] != (32 if v[key][0] == Family.IPV4 else 128):
+            raise ParameterError(f"{key}: {what} takes an address, not a network")
 
 
 def build(command: Cmd, v: Mapping[str, Any], labelmap: Optional["LabelMap"],
@@ -307,7 +312,7 @@ _FILLS: Dict[str, Callable[[Builder, str, Any], None]] = {
     "status": lambda b, k, x: b.status(*x),
     "mark": lambda b, k, x: b.mark(*x),
     **{k: Builder.zone for k in _ZONES},
-    "secmark": Builder.u32, "id": Builder.u32,
+    "id": Builder.u32,
     **{k: (lambda b, k, x: b.nat(k, *x)) for k in _NATS},
 }
 

@@ -1,9 +1,10 @@
-"""A parsed request, as plain data: conntrack's ``struct ct_cmd`` and ``struct ct_tmpl``.
+"""The typed template: a request as plain data, conntrack's ``struct ct_cmd`` and ``struct ct_tmpl``.
 
-The CLI parser (``pynfct.cli.parse``) and the Python API (``Conntrack.dump(**filters)``) both build a
-:class:`Command`; the extension turns its :class:`Template` into real ``nf_conntrack`` objects with the same
-``nfct_set_attr_*`` calls conntrack makes, so filtering is decided by the same library code (``nfct_cmp``)
-and gives the same answer as conntrack on the same table.
+The CLI's port of conntrack's parser (``pynfct.cli.parse``) builds a :class:`Command` from command-line
+words; the library builds the same type from checked typed values (``pynfct.builder``, behind Match,
+Update and FlowSpec). The extension turns its :class:`Template` into real ``nf_conntrack`` objects with
+the ``nfct_set_attr_*`` calls conntrack makes, so filtering is decided by the same library code
+(``nfct_cmp``) and gives the same answer as conntrack on the same table.
 """
 from __future__ import annotations
 

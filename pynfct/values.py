@@ -214,6 +214,9 @@ def check_address(key: str, value: object, *, network: bool = False) -> Tuple[in
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         if not network and value.prefixlen != value.max_prefixlen:
             raise ParameterError(f"{_show(key, value)}: takes an address, not a network")
+        if value.prefixlen == 0:
+            raise ParameterError(f"{_show(key, value)}: a /0 network is every address; to select a "
+                                 f"family, use family=")
         return ((Family.IPV4 if value.version == 4 else Family.IPV6), value.network_address.packed,
                 value.prefixlen)
     if not isinstance(value, str):
@@ -235,6 +238,9 @@ def check_address(key: str, value: object, *, network: bool = False) -> Tuple[in
             net = ipaddress.ip_network(value, strict=False)
         except ValueError as e:
             raise ParameterError(f"{_show(key, value)}: {e}") from None
+        if net.prefixlen == 0:
+            raise ParameterError(f"{_show(key, value)}: a /0 network is every address; to select a "
+                                 f"family, use family=")
         return check_address(key, net, network=True)
     try:
         ip = ipaddress.ip_address(value)
@@ -244,12 +250,19 @@ def check_address(key: str, value: object, *, network: bool = False) -> Tuple[in
 
 
 def check_mark(key: str, value: object) -> Mark:
-    """An int (all 32 bits count), a Mark or a (value, mask) pair, each 0 to 2**32-1."""
+    """An int (all 32 bits count), a Mark or a (value, mask) pair, each 0 to 2**32-1, with no bit of the
+    value outside the mask (as a filter it would match nothing; as an update it would change bits the
+    mask says to keep) and a mask that is not 0 (a filter of nothing; an update of nothing)."""
     if isinstance(value, tuple):
         if len(value) != 2:
             raise ParameterError(f"{_show(key, value)}: a mark is an int or a (value, mask) pair")
-        return Mark(check_int(key, value[0], U32, "a mark", shown=value),
+        mark = Mark(check_int(key, value[0], U32, "a mark", shown=value),
                     check_int(key, value[1], U32, "a mark mask", shown=value))
+        if mark.value & ~mark.mask:
+            raise ParameterError(f"{_show(key, value)}: the value has bits outside the mask")
+        if not mark.mask:
+            raise ParameterError(f"{_show(key, value)}: a mask of 0 leaves no bit to compare or set")
+        return mark
     return Mark(check_u32(key, value, "a mark"))
 
 
@@ -281,7 +294,7 @@ def check_status(key: str, value: object, negation: bool) -> Tuple[int, int]:
     words: Iterable[object]
     if isinstance(value, (Status, str)):
         words = (value,)
-    elif isinstance(value, bool) or isinstance(value, int) or value is None:
+    elif isinstance(value, (bool, int, bytes, bytearray, dict)) or value is None:
         raise TypeError(f"{_show(key, value)}: a status is a pynfct.Status, a name or a list of them, "
                         f"not {type(value).__name__}")
     else:
@@ -321,7 +334,7 @@ def check_labels(key: str, value: object) -> Tuple[Union[str, int], ...]:
     items: Iterable[object]
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         items = (value,)
-    elif isinstance(value, bool) or value is None:
+    elif isinstance(value, (bool, bytes, bytearray, dict)) or value is None:
         raise TypeError(f"{_show(key, value)}: labels are names or bit numbers, not {type(value).__name__}")
     else:
         try:

@@ -53,10 +53,16 @@ def create(nsfd: int, ct: "Conntrack", spec: object, fields: Mapping[str, Any], 
 
 
 def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: bool) -> WriteResult:
-    """Pipelined creates; every refusal is reported as Failure(errno, index of the item)."""
+    """Pipelined creates; every refusal is reported as Failure(errno, item), item its position."""
     from _nfct.load import Loader, _Stop
-    if isinstance(specs, (FlowSpec, Flow, str, bytes)):
+    if isinstance(specs, (FlowSpec, Flow, str, bytes, Mapping)):
         raise TypeError("create_many() takes an iterable of FlowSpecs or Flows")
+    if isinstance(specs, (list, tuple)):
+        # a bad item anywhere in a list is found before anything is sent (an iterator's, when it
+        # comes: then the exception carries what was created before it)
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, (FlowSpec, Flow)):
+                raise TypeError(f"create_many() item {i}: a FlowSpec or a Flow, not {type(spec).__name__}")
     loader = Loader(-1, None, nsfd=nsfd, run=True)
     loader.keep_going = True
     labels = None
@@ -78,13 +84,12 @@ def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: b
         loader.close()
         raise from_errno(loader.fail_errno, f"item {loader.fail_line - 1}") from None
     except BaseException as e:
-        # Ctrl-C (or another exception) between or inside the queue calls: what the kernel created
-        # of the batches already sent travels with the exception
+        # Ctrl-C, or a bad item an iterator gave, between or inside the queue calls: what the kernel
+        # created of the batches already sent travels with the exception
         loader.close()
-        if not isinstance(e, (TypeError, ParameterError)):
-            e.result = WriteResult(loader.created,  # type: ignore[attr-defined]
-                                   failures=[Failure(err, i - 1) for i, err in loader.failures],
-                                   interrupted=True)
+        e.result = WriteResult(loader.created,  # type: ignore[attr-defined]
+                               failures=[Failure(err, i - 1) for i, err in loader.failures],
+                               interrupted=True)
         raise
     loader.close()
     return WriteResult(loader.created, failures=[Failure(e, i - 1) for i, e in loader.failures])

@@ -58,7 +58,7 @@ def selection(draw, entries, update=False):
         if draw(st.integers(0, 3)) == 0:
             ip = ipaddress.ip_address(e[key])
             if key in ("src", "dst") and draw(st.booleans()):
-                plen = draw(st.integers(8 if fam == 4 else 16, ip.max_prefixlen))
+                plen = draw(st.integers(8 if fam == 4 else 16, ip.max_prefixlen))   # (not /0: refused)
                 net = ipaddress.ip_network(f"{ip}/{plen}", strict=False)
                 fields[key] = draw(st.sampled_from([net, str(net)]))
                 argv += [opt, f"{net.network_address}/{plen}"]
@@ -85,7 +85,7 @@ def selection(draw, entries, update=False):
             fields["status"] = [("!" if neg else "") + w for w in words]
             argv += ["-u", ",".join(fields["status"])]
         if draw(st.integers(0, 3)) == 0:
-            mask = draw(st.sampled_from([0xFFFFFFFF, 0xFF, 0xFFFF0000, 0]))
+            mask = draw(st.sampled_from([0xFFFFFFFF, 0xFF, 0xFFFF0000, 0x1]))
             fields["mark"] = Mark(e["mark"] & mask, mask)
             argv += ["-m", f"{e['mark'] & mask}/{mask}"]
         if "zone" in e and draw(st.integers(0, 3)) == 0:
@@ -154,7 +154,8 @@ def values(draw):
         fields["status"] = ["FIXED_TIMEOUT"]
         argv += ["-u", "FIXED_TIMEOUT"]
     if draw(st.booleans()) or not fields:
-        value, mask = draw(st.integers(0, 2**32 - 1)), draw(st.sampled_from([0xFFFFFFFF, 0xFF00, 0x1]))
+        mask = draw(st.sampled_from([0xFFFFFFFF, 0xFF00, 0x1]))
+        value = draw(st.integers(0, 2**32 - 1)) & mask
         fields["mark"] = Mark(value, mask)
         argv += ["-m", f"{value}/{mask}"]
     lab = draw(st.sampled_from([None, None, "add", "del"]))
@@ -189,3 +190,45 @@ def test_a_typed_update_leaves_the_table_the_command_line_leaves():
 
             check()
             assert sum(1 for n in changed if n > 0) >= len(changed) // 3, changed
+
+
+def test_a_selection_no_entry_has_selects_nothing(table):
+    """The other half of one meaning: each keyword is applied, not ignored. A selection drawn from an
+    entry, with one field changed to a value no entry of the table has, lists nothing (an ignored
+    keyword would list the entry it was drawn from, and a delete would delete it)."""
+    ns, ct, entries = table
+    flows = list(ct.dump())
+    used = {
+        "port": {p for f in flows for p in (f.orig.sport, f.orig.dport, f.reply.sport, f.reply.dport) if p is not None},
+        "mark": {f.mark for f in flows}, "zone": {z for f in flows for z in (f.zone, f.orig.zone, f.reply.zone)},
+        "id": {f.id for f in flows}, "icmp_type": {f.orig.icmp_type for f in flows},
+    }
+    unused = {k: next(n for n in range(1, 70000) if n not in v) for k, v in used.items()}
+    other = {"ipv4": "198.18.254.253", "ipv6": "2001:db8:fffe::fd"}
+    changes = {"src": lambda e: other[e["family"]], "dst": lambda e: other[e["family"]],
+               "reply_src": lambda e: other[e["family"]], "reply_dst": lambda e: other[e["family"]],
+               "sport": lambda e: unused["port"], "dport": lambda e: unused["port"],
+               "reply_sport": lambda e: unused["port"], "reply_dport": lambda e: unused["port"],
+               "mark": lambda e: unused["mark"], "zone": lambda e: unused["zone"],
+               "icmp_type": lambda e: unused["icmp_type"]}
+    tried = set()
+    for e in entries:
+        for key, change in changes.items():
+            if key not in e and key not in ("mark", "zone"):
+                continue
+            fields = {k: e[k] for k in ("family", "proto", "src", "dst") if k in e}
+            if key in ("sport", "dport", "reply_sport", "reply_dport", "icmp_type"):
+                fields.update((k, e[k]) for k in ("sport", "dport", "icmp_type", "icmp_code") if k in e)
+            fields[key] = change(e)
+            assert list(ct.dump(Match(**fields))) == [], fields
+            tried.add(key)
+        fields = {"family": e["family"], "proto": e["proto"], "src": e["src"], "id": unused["id"]}
+        assert list(ct.dump(Match(**fields))) == [], fields
+        tried.add("id")
+    assert tried == set(changes) | {"id"}, tried
+    # deletes: nothing selected, nothing deleted
+    before = ct.count()
+    assert int(ct.delete(Match(proto="udp", dport=unused["port"]))) == 0
+    assert int(ct.delete(Match(mark=unused["mark"]))) == 0
+    assert int(ct.delete(Match(zone=unused["zone"]))) == 0
+    assert ct.count() == before

@@ -3,7 +3,9 @@ file and expects an error on each line marked ``# E``, and no other). Never run.
 from __future__ import annotations
 
 import pynfct
-from pynfct import FlowSpec, Match, Update
+from datetime import timedelta
+
+from pynfct import FlowSpec, Mark, Match, Update
 
 
 def mistakes(ct: pynfct.Conntrack) -> None:
@@ -20,6 +22,8 @@ def mistakes(ct: pynfct.Conntrack) -> None:
     for f in ct.dump():
         f.orig.nosuchfield  # E: has no attribute "nosuchfield"
     pynfct.Conntrak()  # E: has no attribute "Conntrak"
+    ct.dump(table="expect")  # E: "table"
+    ct.flush(table="dying")  # E: "table"
 
 
 def fine(ct: pynfct.Conntrack) -> None:
@@ -27,3 +31,6 @@ def fine(ct: pynfct.Conntrack) -> None:
         print(flow.orig.src, flow.mark)
     r = ct.delete(proto="udp", dport=53)
     print(int(r), r.failures)
+    r = ct.update(proto="udp", dport=53, timeout=timedelta(minutes=5))      # README's example
+    r = ct.update(Match(family="ipv4", proto="udp", dport=53), set=Update(mark=Mark(0x100, 0x100)))
+    print(int(r), r.unchanged)
