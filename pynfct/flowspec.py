@@ -16,7 +16,7 @@ from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
 from .errors import ParameterError
 from .match import check_protocol_options, fill
 from .template import Cmd, Command
-from .values import (DCCPRole, Family, Proto, check_address, check_family, check_int, check_labels,
+from .values import (Checked, DCCPRole, Family, Proto, check_address, check_nat_address, check_family, check_int, check_labels,
                      check_port, check_proto, check_state, check_status, check_timeout, check_u16, check_u32)
 
 if TYPE_CHECKING:
@@ -68,13 +68,11 @@ _MATCH_LIKE = ("src", "dst", "reply_src", "reply_dst", "sport", "dport", "reply_
                "icmp_id", "zone", "orig_zone", "reply_zone")
 
 
-class FlowSpec:
+class FlowSpec(Checked):
     """A checked conntrack entry to create; immutable, compared by value. ``proto`` is positional or a
     keyword; the other fields are keywords (see the module doc and :class:`pynfct.Match`)."""
 
-    __slots__ = ("_given", "_v")
-    _given: Dict[str, object]
-    _v: Dict[str, Any]
+    __slots__ = ()
 
     def __init__(self, proto: ProtoLike, **fields: Unpack[FlowFields]) -> None:
         given: Dict[str, object] = {"proto": proto, **fields}
@@ -85,8 +83,7 @@ class FlowSpec:
         for key, value in given.items():
             if value is None:
                 raise TypeError(f"{key}=None: leave the keyword out (a FlowSpec has no 'any' value)")
-        object.__setattr__(self, "_given", given)
-        object.__setattr__(self, "_v", _check(given))
+        self._set(given, _check(given))
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> "FlowSpec":
@@ -95,27 +92,6 @@ class FlowSpec:
             raise TypeError("FlowSpec needs proto")
         rest = {k: v for k, v in fields.items() if k != "proto"}
         return cls(fields["proto"], **rest)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a FlowSpec is immutable")
-
-    def __repr__(self) -> str:
-        return f"FlowSpec({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FlowSpec):
-            return NotImplemented
-        return self._v == other._v
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((k, repr(v)) for k, v in self._v.items())))
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (FlowSpec.from_fields, (self._given,))
-
-    @property
-    def fields(self) -> Mapping[str, object]:
-        return dict(self._given)
 
     def command(self, add: bool = False, labelmap: Optional["LabelMap"] = None) -> Command:
         """The typed template of ``conntrack -I`` (``-A`` with add) for this entry."""
@@ -177,7 +153,7 @@ def _check(given: Mapping[str, object]) -> Dict[str, Any]:
         elif key == "labels":
             v[key] = check_labels(key, value)
         elif key in ("snat", "dnat"):
-            v[key] = _check_nat(key, value)
+            v[key] = check_nat_address(key, value)
     check_protocol_options(v, given)
     if "role" in v and v["proto"] != Proto.DCCP:
         raise ParameterError(f"role={given['role']!r}: needs proto dccp")
@@ -194,17 +170,6 @@ def _check_role(value: object) -> int:
         except KeyError:
             raise ParameterError(f"role={value!r}: 'client' or 'server'") from None
     raise TypeError(f"role={value!r}: a role is a DCCPRole or 'client'/'server', not {type(value).__name__}")
-
-
-def _check_nat(key: str, value: object) -> Tuple[Tuple[int, bytes], Optional[int]]:
-    port = None
-    if isinstance(value, tuple):
-        if len(value) != 2:
-            raise ParameterError(f"{key}={value!r}: an address or (address, port)")
-        value, port = value
-        port = check_port(key, port)
-    family, addr, _ = check_address(key, value)
-    return (family, addr), port
 
 
 def _check_complete(v: Mapping[str, Any], given: Mapping[str, object]) -> None:

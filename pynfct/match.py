@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optio
 from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
 from .errors import ParameterError
 from .template import Cmd, Command, Table
-from .values import (Family, Proto, check_address, check_family, check_int, check_labels, check_mark,
+from .values import (Checked, Family, Proto, check_address, check_family, check_int, check_labels, check_mark,
                      check_nat, check_port, check_proto, check_state, check_status, check_u16, check_u32)
 
 if TYPE_CHECKING:
@@ -106,16 +106,14 @@ _ONLY_FOR_GET = frozenset(_KEYS)
 _FOR_GET = frozenset(("family", "proto", "src", "dst", "sport", "dport", "srckey", "dstkey") + _ICMP + _ZONES)
 
 
-class Match:
+class Match(Checked):
     """A checked selection of conntrack entries; see the module doc for the keywords.
 
     Build it once and pass it to ``dump()``, ``delete()``, ``update()``, ``events()`` or ``get()``, or
     pass the same keywords to those calls directly. Matches are immutable and compare by value.
     """
 
-    __slots__ = ("_given", "_v")
-    _given: Dict[str, object]
-    _v: Dict[str, Any]
+    __slots__ = ()
 
     def __init__(self, **fields: Unpack[MatchFields]) -> None:
         given: Dict[str, object] = dict(fields)
@@ -126,30 +124,7 @@ class Match:
         for key, value in given.items():
             if value is None:
                 raise TypeError(f"{key}=None: leave the keyword out to match any {key}")
-        object.__setattr__(self, "_given", given)
-        object.__setattr__(self, "_v", _check(given))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a Match is immutable")
-
-    def __repr__(self) -> str:
-        return f"Match({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Match):
-            return NotImplemented
-        return self._v == other._v
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((k, repr(v)) for k, v in self._v.items())))
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (_rebuild, (self._given,))
-
-    @property
-    def fields(self) -> Mapping[str, object]:
-        """The keywords as given."""
-        return dict(self._given)
+        self._set(given, _check(given))
 
     def keys(self) -> FrozenSet[str]:
         """The keywords given."""
@@ -191,10 +166,6 @@ class Match:
     def fill(self, b: Builder, labelmap: Optional["LabelMap"]) -> None:
         """Add this selection to a Builder (before the values of an update)."""
         fill(b, self._v, labelmap)
-
-
-def _rebuild(given: Dict[str, Any]) -> Match:
-    return Match(**given)
 
 
 def _status(key: str, value: object) -> Tuple[int, int]:

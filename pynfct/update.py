@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 from .errors import ParameterError
-from .values import check_labels, check_mark, check_status, check_timeout
+from .values import Checked, check_labels, check_mark, check_status, check_timeout
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
@@ -35,12 +35,10 @@ __all__ = ["Update"]
 KEYWORDS = ("status", "mark", "timeout", "add_labels", "del_labels")
 
 
-class Update:
+class Update(Checked):
     """Checked values to set on the entries an update selects; immutable, compared by value."""
 
-    __slots__ = ("_given", "_v")
-    _given: Dict[str, object]
-    _v: Dict[str, Any]
+    __slots__ = ()
 
     def __init__(self, **values: Unpack[UpdateFields]) -> None:
         given: Dict[str, object] = dict(values)
@@ -71,29 +69,7 @@ class Update:
             raise ParameterError("add_labels and del_labels: one at a time (as conntrack)")
         if not v:
             raise TypeError("Update() needs a value to set: mark, timeout, status, add_labels or del_labels")
-        object.__setattr__(self, "_given", given)
-        object.__setattr__(self, "_v", v)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("an Update is immutable")
-
-    def __repr__(self) -> str:
-        return f"Update({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Update):
-            return NotImplemented
-        return self._v == other._v
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((k, repr(v)) for k, v in self._v.items())))
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (_rebuild, (self._given,))
-
-    @property
-    def fields(self) -> Mapping[str, object]:
-        return dict(self._given)
+        self._set(given, v)
 
     def fill(self, b: "Builder", labelmap: Optional["LabelMap"]) -> None:
         """Add the values to a CT_UPDATE builder (after the filters, in conntrack's order: -u before -m)."""
@@ -110,7 +86,3 @@ class Update:
             b.labels("del_labels", v["del_labels"], labelmap, modify=True)
         if "add_labels" in v:
             b.labels("add_labels", v["add_labels"], labelmap, modify=True)
-
-
-def _rebuild(given: Dict[str, Any]) -> Update:
-    return Update(**given)

@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import socket
 from datetime import timedelta
-from typing import TYPE_CHECKING, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .errors import ParameterError
 from .status import Status
@@ -107,6 +107,45 @@ class Mark(NamedTuple):
 
     value: int
     mask: int = 0xFFFFFFFF
+
+
+class Checked:
+    """What Match, Update and FlowSpec share: built from keywords that are checked at once, immutable,
+    equal when their checked values are, hashable, picklable (rebuilt from the keywords as given)."""
+
+    __slots__ = ("_given", "_v")
+    _given: Dict[str, object]      # the keywords as the caller wrote them (for repr and pickling)
+    _v: Dict[str, Any]             # the checked values
+
+    def _set(self, given: Dict[str, object], checked: Dict[str, Any]) -> None:
+        object.__setattr__(self, "_given", given)
+        object.__setattr__(self, "_v", checked)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a {type(self).__name__} is immutable")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._v == other._v
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__,) + tuple(sorted((k, repr(v)) for k, v in self._v.items())))
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (type(self), self._given))
+
+    @property
+    def fields(self) -> Mapping[str, object]:
+        """The keywords as given."""
+        return dict(self._given)
+
+
+def _rebuild(cls: "type[Checked]", given: Dict[str, Any]) -> Checked:
+    return cls(**given)
 
 
 Address = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -355,19 +394,26 @@ def check_labels(key: str, value: object) -> Tuple[Union[str, int], ...]:
     return tuple(out)
 
 
+def check_nat_address(key: str, value: object) -> Tuple[Tuple[int, bytes], Optional[int]]:
+    """An address, or an (address, port) pair -> ((family, address), port or None)."""
+    port = None
+    address = value
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ParameterError(f"{_show(key, value)}: an address or (address, port)")
+        address, port = value
+        port = check_int(key, port, U16, "a port", shown=value)
+    family, addr, _ = check_address(key, address)
+    return (family, addr), port
+
+
 def check_nat(key: str, value: object) -> Tuple[Optional[Tuple[int, bytes]], Optional[int]]:
-    """True (NATed at all), an address, or an (address, port) pair -> ((family, address) or None, port)."""
+    """True (NATed at all), an IPv4 address, or an (address, port) pair (as a filter)."""
     if value is True:
         return None, None
     if value is False:
         raise ParameterError(f"{_show(key, value)}: leave the keyword out to not filter on NAT")
-    port = None
-    if isinstance(value, tuple):
-        if len(value) != 2:
-            raise ParameterError(f"{_show(key, value)}: NAT is True, an address or (address, port)")
-        value, port = value
-        port = check_port(key, port)
-    family, addr, _ = check_address(key, value)
+    (family, addr), port = check_nat_address(key, value)
     if family == Family.IPV6:
         # conntrack compares only IPv4 NAT addresses: an IPv6 one would match every NATed entry.
         raise ParameterError(f"{_show(key, value)}: IPv6 NAT addresses cannot be matched")
