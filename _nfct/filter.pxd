@@ -18,6 +18,8 @@ cdef struct ct_filter:
     uint32_t mark_mask
     nfct_bitmask *label        # -l: every bit must be set on the entry
     ct_network net[2]          # --mask-src / --mask-dst networks
+    uint32_t status_clear      # status bits that must be clear (the library's "!NAME"; conntrack leaves
+                               # them to the kernel's dump filter alone)
 
 
 cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept nogil

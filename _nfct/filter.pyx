@@ -123,6 +123,8 @@ cdef int ct_filter_reject(const ct_filter *f, const nf_conntrack *ct) noexcept n
     if f.options & (O_SRC_NAT | O_DST_NAT | O_ANY_NAT):
         if _filter_nat(f, ct):
             return 1
+    if f.status_clear and nfct_get_attr_u32(ct, ATTR_STATUS) & f.status_clear:
+        return 1
     if f.options & O_MARK:
         if not (nfct_attr_is_set(ct, ATTR_MARK)
                 and (nfct_get_attr_u32(ct, ATTR_MARK) & f.mark_mask) == f.mark_value):
@@ -191,7 +193,7 @@ cdef class Filter:
         if self.ct == NULL or self.mask == NULL or self.exptuple == NULL:
             raise MemoryError()
 
-    def __init__(self, command, bint kernel_tuple=True, bint prepare_networks=True):
+    def __init__(self, command, bint kernel_tuple=True, bint prepare_networks=True, bint status_clear=False):
         cdef int d
         cdef const uint32_t *address
         cdef const uint32_t *netmask
@@ -207,6 +209,12 @@ cdef class Filter:
         self.f.obj = self.ct
         self.f.mark_value, self.f.mark_mask = tmpl.mark
         self.f.label = bitmask_of(tmpl.label)
+        if status_clear and tmpl.filter_status_kernel is not None:
+            # Also check here the bits the kernel's status filter keeps clear (a kernel without that
+            # filter would otherwise let every entry through): the library asks for it, the command
+            # line does as conntrack does.
+            val, smask = tmpl.filter_status_kernel
+            self.f.status_clear = smask & ~val
         if not prepare_networks:
             # conntrack skips nfct_filter_init() for the dying and unconfirmed lists: no network is
             # prepared and the filter family stays 0, so a --mask-src/--mask-dst keeps nothing there.

@@ -471,7 +471,7 @@ cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:
 
 
 def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=None, flows=None,
-           bint collect=False):
+           bint collect=False, bint status_clear=False):
     """-D (update False) or -U over the entries the command selects; entries done are written to fd
     as `fmt` says (fd -1: not written). With `flows` (Flow objects, e.g. from a dump), those entries
     are the ones acted on instead of a dump's. Returns a ModifyResult.
@@ -517,7 +517,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
             c.label_modify = label_modify
             c.msg_type = NFCT_T_NEW if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
         else:
-            filt = Filter(command, True)
+            filt = Filter(command, True, status_clear=status_clear)    # (the library's "!NAME" checked here too)
             c.msg_type = NFCT_T_DESTROY if fmt is not None and fmt.f.save else NFCT_T_UNKNOWN
         c.update = update
         c.collect = collect

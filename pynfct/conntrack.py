@@ -155,7 +155,7 @@ class Conntrack:
                 raise ParameterError(f"zero=True: the {table} list has no counters to zero")
             msg = DUMP_ZERO
         cmd = self._command("dump()", Cmd.CT_LIST, m, tab)
-        filt = Filter(cmd, kernel_filter and msg in (DUMP_CONNTRACK, DUMP_ZERO))
+        filt = Filter(cmd, kernel_filter and msg in (DUMP_CONNTRACK, DUMP_ZERO), status_clear=True)
         return iter_flows(self._fd(), msg, cmd.family, filt)
 
     def get(self, match: Optional[Match] = None, /, **tuple_fields: Unpack[MatchFields]) -> Optional[Flow]:

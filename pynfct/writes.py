@@ -140,7 +140,7 @@ def modify(nsfd: int, ct: "Conntrack", update: bool, target: Any, values: Option
         values.fill(b, labels)
     cmd = b.finish()
     try:
-        r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect)
+        r = modify_entries(nsfd, cmd, update, None, -1, flows=flows, collect=collect, status_clear=True)
     except BaseException as e:
         # Ctrl-C, or another exception a signal handler raised: _nfct.modify stopped, had what it
         # sent answered and counted, and hands that over as .partial

@@ -232,3 +232,20 @@ def test_a_selection_no_entry_has_selects_nothing(table):
     assert int(ct.delete(Match(mark=unused["mark"]))) == 0
     assert int(ct.delete(Match(zone=unused["zone"]))) == 0
     assert ct.count() == before
+
+
+def test_bits_that_must_be_clear_are_checked_without_the_kernel_filter(table):
+    """status="!NAME" relies on nothing the kernel may lack: with the dump's kernel filter left out,
+    the library's own check keeps what conntrack -L -u !NAME lists (the command line, like conntrack,
+    leaves it to the kernel: without it every entry comes through)."""
+    from _nfct.dump import DUMP_CONNTRACK, Dump
+    from _nfct.filter import Filter
+    from pynfct.template import Cmd
+    ns, ct, _ = table
+    cmd = Match(status="!SEEN_REPLY").command(Cmd.CT_LIST)
+    expected = sorted(_no_labels(l) for l in run(ns, ["conntrack", "-L", "-u", "!SEEN_REPLY"]).out.splitlines())
+    fd = ct._fd()
+    kept = [str(f) for f in Dump(fd, DUMP_CONNTRACK, 0, Filter(cmd, False, status_clear=True), False)]
+    every = [str(f) for f in Dump(fd, DUMP_CONNTRACK, 0, Filter(cmd, False), False)]
+    assert 0 < len(expected) < len(every)
+    assert sorted(_no_labels(l) for l in kept) == expected
