@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .events import AsyncEventStream, EventStream, Mask
     from .expect import Expectation, ExpectSpec
     from .flowspec import FlowFields, FlowSpec
-    from .match import MatchFields
+    from .match import GetFields, MatchFields
     from .result import WriteResult
     from .update import Update, UpdateFields
     from .values import FamilyLike
@@ -67,7 +67,7 @@ def iter_flows(nsfd: int, msg: int, family: int, filt: Filter) -> Iterator[Flow]
     yield from Dump(nsfd, msg, family, filt, True)
 
 
-def _match(what: str, match: Optional[Match], filters: "MatchFields") -> Match:
+def _match(what: str, match: Optional[Match], filters: "Union[MatchFields, GetFields]") -> Match:
     if match is None:
         return Match(**filters)
     if not isinstance(match, Match):
@@ -158,7 +158,7 @@ class Conntrack:
         filt = Filter(cmd, kernel_filter and msg in (DUMP_CONNTRACK, DUMP_ZERO), status_clear=True)
         return iter_flows(self._fd(), msg, cmd.family, filt)
 
-    def get(self, match: Optional[Match] = None, /, **tuple_fields: Unpack[MatchFields]) -> Optional[Flow]:
+    def get(self, match: Optional[Match] = None, /, **tuple_fields: Unpack[GetFields]) -> Optional[Flow]:
         """The entry with this original (or reply) tuple, like ``conntrack -G``; None if there is none.
 
         Needs proto and both addresses (and ports) of one direction:

@@ -77,6 +77,24 @@ if TYPE_CHECKING:
         any_nat: NatLike
         labels: LabelsLike
 
+    class GetFields(TypedDict, total=False):
+        """The keywords of get(): one entry's original tuple (and zone)."""
+
+        family: FamilyLike
+        proto: ProtoLike
+        src: Address
+        dst: Address
+        sport: int
+        dport: int
+        srckey: int
+        dstkey: int
+        icmp_type: int
+        icmp_code: int
+        icmp_id: int
+        zone: int
+        orig_zone: int
+        reply_zone: int
+
 __all__ = ["Match"]
 
 _ADDRESSES = ("src", "dst", "reply_src", "reply_dst")

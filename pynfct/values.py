@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import socket
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .errors import ParameterError
 from .status import Status
@@ -156,7 +156,7 @@ MarkLike = Union[int, Mark, Tuple[int, int]]
 StatusLike = Union[Status, str, Iterable[Union[Status, str]]]
 LabelsLike = Union[str, int, Iterable[Union[str, int]]]
 TimeoutLike = Union[int, timedelta]
-NatLike = Union[bool, Address, Tuple[Address, int]]
+NatLike = Union[Literal[True], Address, Tuple[Address, int]]
 
 U16 = 0xFFFF
 U32 = 0xFFFFFFFF

@@ -24,6 +24,8 @@ def mistakes(ct: pynfct.Conntrack) -> None:
     pynfct.Conntrak()  # E: has no attribute "Conntrak"
     ct.dump(table="expect")  # E: "table"
     ct.flush(table="dying")  # E: "table"
+    ct.delete(snat=False)  # E: "snat"
+    ct.get(proto="tcp", mark=1)  # E: "mark"
 
 
 def fine(ct: pynfct.Conntrack) -> None:
