@@ -14,7 +14,6 @@ deliver, so only NEW and UPDATE events can be lost.
 from __future__ import annotations
 
 import asyncio
-import enum
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Union
 
 from _nfct.events import DEFAULT_RCVBUF, Event, EventSocket

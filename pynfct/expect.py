@@ -2,7 +2,7 @@
 (what ``create_expect()`` takes; ``conntrack -I expect``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, NamedTuple, Optional
 
 from .builder import PORT_PROTOS, Builder
 from .errors import ParameterError

@@ -10,14 +10,14 @@ tcp, sctp and dccp, the verification tags for sctp, the role for dccp, type and 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .builder import ICMP_PROTOS, PORT_PROTOS, Builder
 from .errors import ParameterError
-from .match import check_protocol_options, fill
+from .match import _CHECKS as MATCH_CHECKS, check_protocol_options, fill
 from .template import Cmd, Command
-from .values import (Checked, DCCPRole, Family, Proto, check_address, check_nat_address, check_family, check_int, check_labels,
-                     check_port, check_proto, check_state, check_status, check_timeout, check_u16, check_u32)
+from .values import (Checked, DCCPRole, Family, Proto, check_address, check_nat_address, check_proto, check_state,
+                     check_status, check_timeout, check_u32)
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
@@ -118,42 +118,31 @@ class FlowSpec(Checked):
         return b.finish()
 
 
+# keyword -> its check: Match's where the meaning is the same, a FlowSpec's own where it is not (an
+# address, not a network; a mark, not a mask; status bits to set; what only a create has)
+_CHECKS: Dict[str, Callable[[str, object], Any]] = {
+    **{k: MATCH_CHECKS[k] for k in ("family", "reply_src", "reply_dst", "sport", "dport", "reply_sport",
+                                    "reply_dport", "srckey", "dstkey", "reply_srckey", "reply_dstkey",
+                                    "icmp_type", "icmp_code", "icmp_id", "zone", "orig_zone", "reply_zone",
+                                    "labels")},
+    "src": check_address, "dst": check_address,
+    "orig_vtag": lambda k, x: check_u32(k, x, "a verification tag"),
+    "reply_vtag": lambda k, x: check_u32(k, x, "a verification tag"),
+    "role": lambda k, x: _check_role(x),
+    "timeout": check_timeout,
+    "status": lambda k, x: check_status(k, x, negation=False)[0],
+    "mark": lambda k, x: check_u32(k, x, "a mark"),
+    "snat": check_nat_address, "dnat": check_nat_address,
+}
+
+
 def _check(given: Mapping[str, object]) -> Dict[str, Any]:
     v: Dict[str, Any] = {"proto": check_proto("proto", given["proto"])}
-    for key in KEYWORDS:
-        if key not in given:
-            continue
-        value = given[key]
-        if key == "family":
-            v[key] = check_family(key, value)
-        elif key in ("src", "dst", "reply_src", "reply_dst"):
-            v[key] = check_address(key, value)
-        elif key in ("sport", "dport", "reply_sport", "reply_dport"):
-            v[key] = check_port(key, value)
-        elif key in ("srckey", "dstkey", "reply_srckey", "reply_dstkey"):
-            v[key] = check_u16(key, value, "a GRE key")
-        elif key == "state":
+    for key, value in given.items():
+        if key == "state":
             v[key] = check_state(key, value, v["proto"])
-        elif key == "icmp_id":
-            v[key] = check_u16(key, value, "an ICMP id")
-        elif key in ("icmp_type", "icmp_code"):
-            v[key] = check_int(key, value, 255, "an ICMP type or code")
-        elif key in ("orig_vtag", "reply_vtag"):
-            v[key] = check_u32(key, value, "a verification tag")
-        elif key == "role":
-            v[key] = _check_role(value)
-        elif key == "timeout":
-            v[key] = check_timeout(key, value)
-        elif key == "status":
-            v[key] = check_status(key, value, negation=False)[0]
-        elif key == "mark":
-            v[key] = check_u32(key, value, "a mark")
-        elif key in ("zone", "orig_zone", "reply_zone"):
-            v[key] = check_u16(key, value, "a zone")
-        elif key == "labels":
-            v[key] = check_labels(key, value)
-        elif key in ("snat", "dnat"):
-            v[key] = check_nat_address(key, value)
+        elif key != "proto":
+            v[key] = _CHECKS[key](key, value)
     check_protocol_options(v, given)
     if "role" in v and v["proto"] != Proto.DCCP:
         raise ParameterError(f"role={given['role']!r}: needs proto dccp")

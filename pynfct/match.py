@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
 
     from _nfct.format import LabelMap
-    from .status import Status
     from .values import (Address, FamilyLike, LabelsLike, MarkLike, NatLike, Network, ProtoLike,
                          StatusLike, DCCPState, SCTPState, TCPState)
 

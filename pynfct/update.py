@@ -11,7 +11,7 @@ A keyword given as None is a TypeError; at least one value is needed.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from .errors import ParameterError
 from .values import Checked, check_labels, check_mark, check_status, check_timeout

@@ -13,13 +13,10 @@ import enum
 import ipaddress
 import socket
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Literal, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .errors import ParameterError
 from .status import Status
-
-if TYPE_CHECKING:
-    from typing_extensions import TypeAlias
 
 __all__ = ["Family", "Proto", "TCPState", "SCTPState", "DCCPState", "DCCPRole", "Mark", "Address", "Network",
            "FamilyLike", "ProtoLike", "MarkLike", "StatusLike", "LabelsLike", "TimeoutLike", "NatLike"]

@@ -33,7 +33,8 @@ def _entries(ct):
     """What a selection can be drawn from: one dict of typed fields per entry of the table."""
     out = []
     for f in ct.dump():
-        e = {"family": f.family, "proto": f.proto if f.proto != "unknown" else f.protonum, "src": f.orig.src, "dst": f.orig.dst,
+        e = {"family": f.family, "proto": f.proto if f.proto != "unknown" else f.protonum,
+             "src": f.orig.src, "dst": f.orig.dst,
              "reply_src": f.reply.src, "reply_dst": f.reply.dst, "mark": f.mark, "zone": f.zone}
         if f.proto in PORTS:
             e.update(sport=f.orig.sport, dport=f.orig.dport, reply_sport=f.reply.sport, reply_dport=f.reply.dport)

@@ -8,13 +8,11 @@ same draws run against a real table in tests/integration/test_model_kernel.py).
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import pynfct
 from _nfct.format import LabelMap
 from pynfct import Family, FlowSpec, Mark, Match, Proto, Status, TCPState, Update
 from pynfct.cli.parse import parse
@@ -256,7 +254,8 @@ def creates(draw):
         family = 6
     fields, argv = {}, ["-p", str(proto)]
     direction = draw(st.sampled_from(["orig", "reply", "both"]))
-    keys = (["src", "dst"] if direction != "reply" else []) + (["reply_src", "reply_dst"] if direction != "orig" else [])
+    keys = ((["src", "dst"] if direction != "reply" else [])
+            + (["reply_src", "reply_dst"] if direction != "orig" else []))
     opts = {"src": "-s", "dst": "-d", "reply_src": "-r", "reply_dst": "-q"}
     for key in keys:
         value, word = _addr(draw, family, False)
