@@ -188,18 +188,10 @@ def test_list_tables(filled_ns, table):
     assert_same(*run_both(filled_ns, ["-L", table]))
 
 
-@pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-L", "expect", "-o", "xml"], ["-S"]],
-                         ids=" ".join)
+@pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-L", "expect", "-o", "xml"]], ids=" ".join)
 def test_count_and_expect(filled_ns, args):
-    ct, py = run_both(filled_ns, args)
-    if args == ["-S"]:
-        # Per-cpu counters move with every packet the namespace sees; compare the shape.
-        assert ct.returncode == py.returncode == 0
-        assert [l.split("\t")[0] for l in ct.out.splitlines()] == [l.split("\t")[0] for l in py.out.splitlines()]
-        assert [[kv.split("=")[0] for kv in l.split()] for l in ct.out.splitlines()] == \
-               [[kv.split("=")[0] for kv in l.split()] for l in py.out.splitlines()]
-    else:
-        assert_same(ct, py)
+    assert_same(*run_both(filled_ns, args))
+    # -S: tests/integration/test_stats.py (a namespace whose counters do not move between the two reads)
 
 
 @pytest.mark.parametrize("args", [
