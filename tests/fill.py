@@ -704,9 +704,10 @@ def fill_traffic(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> Traffic
 
 NAT_TABLE = "pynfct_nat"
 #: addresses fill_nat puts on ``lo`` (/32 and /128): clients, NAT'd destinations and NAT targets.  They
-#: are outside every range the other fills use (100.64.0.0/24 and fd00:64::/64).
+#: are outside every range the other fills use (100.64.0.0/24, 2.64.0.60 and fd00:64::/64).
 NAT_ADDRS_V4 = ["100.64.0.1", "100.64.0.10", "100.64.0.11", "100.64.0.20", "100.64.0.21", "100.64.0.30",
-                "100.64.0.31", "100.64.0.40", "100.64.0.41", "100.64.0.42", "100.64.0.50", "100.64.0.51"]
+                "100.64.0.31", "100.64.0.40", "100.64.0.41", "100.64.0.42", "100.64.0.50", "100.64.0.51",
+                "100.64.0.60", "100.64.0.61", "2.64.0.60"]
 NAT_ADDRS_V6 = ["fd00:64::1", "fd00:64::10", "fd00:64::11", "fd00:64::20", "fd00:64::21"]
 
 # DNAT (and redirect) in the output hook, for locally generated traffic; SNAT in postrouting.  Rules only
@@ -719,6 +720,7 @@ table inet {NAT_TABLE} {{
         ip daddr 127.0.0.1 tcp dport 20102 redirect to :20112
         ip daddr 100.64.0.40 tcp dport 20141 dnat ip to 100.64.0.41:20151
         ip6 daddr fd00:64::10 tcp dport 20161 dnat ip6 to [fd00:64::11]:20171
+        ip daddr 100.64.0.61 tcp dport 20191 dnat ip to 100.64.0.60:20201
     }}
     chain postrouting {{
         type nat hook postrouting priority 100; policy accept;
@@ -827,6 +829,13 @@ NAT_FLOWS: List[NatFlow] = [
     # IPv6 SNAT, address only
     NatFlow("nat-udp6-snat", "ipv6", "udp", "fd00:64::1", "fd00:64::20", 32051, 20181, packets=(1, 1),
             reply_src="fd00:64::20", reply_dst="fd00:64::21", reply_sport=20181, reply_dport=32051),
+    # Two TCP connections DNAT'd to 100.64.0.60:20201, closed.  conntrack 1.4.7's "-p tcp -j 100.64.0.60"
+    # also sets the template's original source to 2.64.0.60 (the family byte over the address's first
+    # byte), so it lists the first (from 2.64.0.60) and not the second; "-j 100.64.0.60" lists both.
+    NatFlow("nat-tcp4-jsrc", "ipv4", "tcp", "2.64.0.60", "100.64.0.61", 32061, 20191, "TIME_WAIT",
+            reply_src="100.64.0.60", reply_dst="2.64.0.60", reply_sport=20201, reply_dport=32061),
+    NatFlow("nat-tcp4-jother", "ipv4", "tcp", "100.64.0.1", "100.64.0.61", 32062, 20191, "TIME_WAIT",
+            reply_src="100.64.0.60", reply_dst="100.64.0.1", reply_sport=20201, reply_dport=32062),
 ]
 
 # One process: the closed flows first, then the held connections; prints "ready" and waits for stdin EOF.
@@ -883,6 +892,8 @@ def ping4(src, dst, ident):
 tcp_closed(V4, "100.64.0.1", 32001, "100.64.0.10", 20101, "100.64.0.11", 20111)
 tcp_closed(V4, "127.0.0.1", 32002, "127.0.0.1", 20102, "127.0.0.1", 20112)
 tcp_closed(V6, "fd00:64::1", 32041, "fd00:64::10", 20161, "fd00:64::11", 20171)
+tcp_closed(V4, "2.64.0.60", 32061, "100.64.0.61", 20191, "100.64.0.60", 20201)
+tcp_closed(V4, "100.64.0.1", 32062, "100.64.0.61", 20191, "100.64.0.60", 20201)
 udp(V4, "100.64.0.1", 32011, "100.64.0.20", 20121, 2)
 udp(V4, "100.64.0.1", 32012, "100.64.0.20", 20122, 1)
 udp(V6, "fd00:64::1", 32051, "fd00:64::20", 20181, 1)
@@ -916,7 +927,8 @@ def fill_nat(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> NatFill:
     (table ``inet pynfct_nat``: DNAT/redirect in the output hook, SNAT in postrouting) and makes the
     flows of :data:`NAT_FLOWS` with fixed ports and ids: IPv4 TCP DNAT with port change, a port-only
     redirect, UDP SNAT (address only), SNAT of the port only, TCP SNAT to ADDR:PORT, a TCP connection
-    both DNAT'd and SNAT'd, SNAT'd ICMP echo, IPv6 TCP DNAT with port change and IPv6 UDP SNAT.  With
+    both DNAT'd and SNAT'd, SNAT'd ICMP echo, IPv6 TCP DNAT with port change, IPv6 UDP SNAT and two TCP
+    connections DNAT'd to one address, one of them from 2.64.0.60 (for ``-p tcp -j``, see NAT_FLOWS).  With
     ``hold`` the two ``open`` TCP connections stay ESTABLISHED (silent) until teardown; without, they
     are not made.  One Python process does all of it.  Returns once no packet is in flight.
 
