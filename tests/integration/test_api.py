@@ -144,9 +144,8 @@ def test_count_and_stats(ct, filled_ns):
 
 
 def test_other_tables(ct, filled_ns):
-    for table in ("dying", "unconfirmed"):
-        expected = _conntrack(filled_ns, "-L", table)
-        assert_same(expected, _lines(ct.dump(table=table)), check_stderr=False)
+    # a dying list with entries: test_dying.py; the kernel lists no unconfirmed entries (see there)
+    assert list(ct.dump(table="unconfirmed")) == []
     with pytest.raises(pynfct.ParameterError, match="table='nosuchtable'"):
         ct.dump(table="nosuchtable")
     with pytest.raises(pynfct.ParameterError, match="expectations"):

@@ -190,9 +190,12 @@ def test_nat_filter_errors(filled_ns, argv):
     assert filled_ns.conntrack("-L", *argv).returncode != 0
 
 
-@pytest.mark.parametrize("table", ["conntrack", "expect", "dying", "unconfirmed", "exp", "d", "conn"])
+@pytest.mark.parametrize("table", ["conntrack", "expect", "exp", "conn"])
 def test_list_tables(filled_ns, table):
-    assert_same(*run_both(filled_ns, ["-L", table]))
+    ct, py = run_both(filled_ns, ["-L", table])
+    assert_same(ct, py)
+    assert ct.stdout or table.startswith("exp")
+    # dying (with entries) and unconfirmed: test_dying.py
 
 
 @pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-L", "expect", "-o", "xml"]], ids=" ".join)
