@@ -209,7 +209,6 @@ UPDATE_ONE = [
     ["-U", *ONE, "-m", "0x30/0xf0"],
     ["-U", *ONE, "-m", "0"],                           # unchanged: nothing sent, 0 updated, exit 1
     ["-U", *ONE, "-t", "77"],
-    ["-U", *ONE, "-u", "FIXED_TIMEOUT"],
     ["-U", *ONE, "-m", "6", "-o", "extended,id"],
     ["-U", *ONE, "-m", "6", "-o", "xml"],
     ["-U", *ONE, "-m", "6", "-o", "save"],
@@ -232,6 +231,45 @@ UPDATE_ONE = [
 def test_update_one(args):
     """At most one entry matches: conntrack's output is right, and pynfct's is the same."""
     differential(args)
+
+
+def test_update_status():
+    """-U -u FIXED_TIMEOUT sets the status bit, which no -L format shows: both tables are read with
+    conntrack's own status filter (-L -u FIXED_TIMEOUT) before and after, besides the usual comparison
+    of output and tables."""
+    args = ["-U", *ONE, "-u", "FIXED_TIMEOUT"]
+    with twins() as (a, b):
+        for ns in (a, b):
+            assert run_ct(ns, ["-L", "-u", "FIXED_TIMEOUT"]).out == ""
+        ct, py = run_ct(a, args), run_py(b, args)
+        assert_same(ct, py, normalize=no_ids)
+        assert ct.returncode == 0 and "1 flow entries have been updated." in ct.err
+        assert_same_table(a, b)
+        for ns in (a, b):
+            fixed = run_ct(ns, ["-L", "-u", "FIXED_TIMEOUT"]).out.splitlines()
+            assert len(fixed) == 1 and " sport=40002 dport=80 " in fixed[0], fixed
+
+
+@pytest.mark.conntrack_147_bug
+def test_update_refused_by_the_kernel():
+    """A -U the kernel refuses: it will not change the timeout of a FIXED_TIMEOUT entry (EPERM, which
+    both print in conntrack's words). conntrack 1.4.7 still prints the entry, counts it as updated and
+    exits 0; pynfct reports it, counts nothing and exits 1 (README: an update that fails is not
+    counted). Neither table changes."""
+    args = ["-U", *ONE, "-t", "50"]
+    with twins() as (a, b):
+        for ns in (a, b):
+            run_ct(ns, ["-U", *ONE, "-u", "FIXED_TIMEOUT"])
+        before = table(a)
+        ct, py = run_ct(a, args), run_py(b, args)
+        refused = "Operation failed: sorry, you must be root or get CAP_NET_ADMIN capability to do this\n"
+        assert ct.err == refused + "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been updated.\n"
+        assert ct.returncode == 0 and len(ct.out.splitlines()) == 1
+        assert normalize_prog(py.err) == refused + "<PROG>: 0 flow entries have been updated.\n"
+        assert py.returncode == 1 and py.out == ""
+        assert [k for k, _ in table(a)] == [k for k, _ in before]
+        assert all(t > 1000 for _, t in table(a) + table(b))
+        assert_same_table(a, b)
 
 
 # (no zoned entries among the matches: see test_update_zoned_entries)
