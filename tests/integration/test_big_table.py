@@ -21,7 +21,7 @@ import pytest
 
 import pynfct
 from differential import Result, _pynfct_env, assert_same, pynfct_argv, run, run_both
-from fill import fill_big
+from fill import big_entry_argv, fill_big
 from netns import NetNS
 from prereq import require_netns
 from test_list_differential import FORMATS
@@ -78,9 +78,22 @@ def test_big_count_and_get(big_ns):
     ct, py = run_both(big_ns, ["-C"])
     assert_same(ct, py)
     assert int(ct.out) == _count(big_ns)
-    # the last entry fill_big created with conntrack, by its tuple
-    assert_same(*run_both(big_ns, ["-G", "-p", "udp", "-s", "10.128.195.79", "-d", "198.18.0.125",
-                                   "--sport", "50975", "--dport", "514", "--orig-zone", "2"]))
+    # entries by their original tuple: the last one of each of the 16 kinds fill_big made. -G takes no
+    # zone, so it looks in zone 0: an entry whose original direction is in another zone is not found.
+    n = big_ns.big.n
+    found = 0
+    for i in range(n - 16, n):
+        argv = big_entry_argv(i)
+        drop = {"-t", "-m", "-u", "--state", "--label-add", "--orig-vtag", "--reply-vtag", "-w", "--orig-zone",
+                "--reply-zone"}
+        keep = [w for j in range(1, len(argv), 2) if argv[j] not in drop for w in argv[j:j + 2]]
+        ct, py = run_both(big_ns, ["-G", *keep])
+        assert_same(ct, py)
+        zoned = "-w" in argv or "--orig-zone" in argv
+        assert ct.returncode == (1 if zoned else 0), (argv, ct.err)
+        assert len(ct.stdout.splitlines()) == (0 if zoned else 1)
+        found += not zoned
+    assert found >= 14
 
 
 def test_big_dump_api(big_ns):
