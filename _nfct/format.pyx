@@ -606,7 +606,7 @@ cdef class Format:
     def __cinit__(self):
         memset(&self.f, 0, sizeof(fmt_t))
 
-    def __init__(self, output=0, labelmap=None, bint show_labels=False, root=b"conntrack"):
+    def __init__(self, output=0, labelmap=None, bint show_labels=False, root=b"conntrack", bint footer=True):
         cdef unsigned int out = output
         self.f.out_type = NFCT_O_XML if out & OUT_XML else NFCT_O_DEFAULT
         self.f.out_flags = 0
@@ -621,7 +621,8 @@ cdef class Format:
         self.header = self.footer = b""
         if out & OUT_XML and not self.f.save:
             self.header = b'<?xml version="1.0" encoding="utf-8"?>\n<' + root + b'>\n'
-            self.footer = b'</' + root + b'>\n'
+            # conntrack 1.4.7 ends the dying and unconfirmed lists without one
+            self.footer = b'</' + root + b'>\n' if footer else b""
         if labelmap is not None:
             self.labelmap_ref = labelmap
             self.f.labelmap = (<LabelMap>labelmap).map

@@ -8,8 +8,8 @@ a selection means the same to the C layer whichever way it was built. ``tests/un
 proves it by building both ways and comparing.
 
 What conntrack gets wrong is not copied here: ``--any-nat ADDR`` writes the address into the original
-source of conntrack's template (so ``-p tcp -j ADDR`` matches nothing); here it only sets the NAT
-addresses.
+source of conntrack's template (so ``-p tcp -j A.B.C.D`` matches only entries from 2.B.C.D); here it
+only sets the NAT addresses.
 """
 from __future__ import annotations
 

@@ -11,10 +11,17 @@ Fixtures that touch conntrack give every test a throwaway network namespace (see
 * ``pynfct_cmd``   -- the argv prefix that runs the pynfct CLI ($PYNFCT, else ``pynfct`` on PATH, else
                       ``python -m pynfct``).
 
-They skip (with the reason) when not running as root, when ``ip``/``conntrack`` (or ``nft``, for the filled
-ones) are missing, or when network namespaces cannot be created.  Tests under tests/integration/ are
-skipped for the same reasons even if they do not use these fixtures.  Leftover ``pynfct-test-*``
-namespaces of dead test sessions are removed at session start, this session's at session end.
+What they need is in tests/prereq.py: root, ``ip``, working network namespaces, ``conntrack`` exactly
+v1.4.7 (``conntrack -V``) and, for the filled ones, ``nft``.  Outside CI a missing prerequisite skips the
+test with the reason; tests under tests/integration/ are skipped for the same reasons even if they do not
+use these fixtures.  With ``CI=true`` a missing prerequisite fails the whole run at collection instead (a
+green CI run must have run the integration tests).  Every skip is listed in the summary (``-rs``).
+
+Tests marked ``conntrack_147_bug`` assert what conntrack 1.4.7 itself does wrong: they require exactly
+that version, whatever the rest of the session needs.
+
+Leftover ``pynfct-test-*`` namespaces of dead test sessions are removed at session start, this session's at
+session end.
 """
 from __future__ import annotations
 
@@ -29,43 +36,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from differential import pynfct_argv  # noqa: E402
 from fill import fill_nat, fill_synthetic, fill_traffic  # noqa: E402
-from netns import NetNS, NetNSError, cleanup_leftovers  # noqa: E402
-
-_env_problem: Optional[str] = "not checked yet"
-_env_checked = False
+import prereq  # noqa: E402
+from netns import NetNS, cleanup_leftovers  # noqa: E402
 
 
 def netns_env_problem() -> Optional[str]:
-    """Why the namespace tests cannot run here, or None.  Checked once per session."""
-    global _env_problem, _env_checked
-    if _env_checked:
-        return _env_problem
-    _env_checked = True
-    _env_problem = None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        _env_problem = "needs root (creates network namespaces and changes their conntrack tables)"
-    elif shutil.which("ip") is None:
-        _env_problem = "`ip` (iproute2) is not installed"
-    elif shutil.which("conntrack") is None:
-        _env_problem = "`conntrack` (conntrack-tools) is not installed"
-    else:
-        try:
-            with NetNS() as ns:
-                r = ns.run(["conntrack", "-C"])
-                if r.returncode != 0:
-                    _env_problem = ("conntrack does not work in a network namespace: "
-                                    + r.stderr.decode(errors="replace").strip())
-        except (NetNSError, OSError) as e:
-            _env_problem = f"cannot create a network namespace: {e}"
-    return _env_problem
+    """Why the namespace tests cannot run here, or None (tests/prereq.py; checked once per session)."""
+    return prereq.netns_problem()
 
 
 def require_netns_env(need_nft: bool = False) -> None:
-    problem = netns_env_problem()
-    if problem:
-        pytest.skip(problem)
-    if need_nft and shutil.which("nft") is None:
-        pytest.skip("`nft` (nftables) is not installed")
+    prereq.require_netns(need_nft=need_nft)
+
+
+@pytest.hookimpl(tryfirst=True)   # before the terminal reporter reads the -r option
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "conntrack_147_bug: the test asserts a bug of conntrack 1.4.7 and needs exactly that version")
+    # every skip and xfail is listed in the short test summary, with its reason, whatever -r says
+    config.option.reportchars = (config.option.reportchars or "") + "sx"
 
 
 def pytest_sessionstart(session):
@@ -81,12 +70,23 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_collection_modifyitems(config, items):
     integration = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration") + os.sep
     ours = [it for it in items if str(getattr(it, "path", getattr(it, "fspath", ""))).startswith(integration)]
-    if ours:
-        problem = netns_env_problem()
-        if problem:
-            mark = pytest.mark.skip(reason=problem)
-            for it in ours:
-                it.add_marker(mark)
+    if not ours:
+        return
+    if prereq.in_ci():
+        problems = prereq.all_problems()
+        if problems:
+            pytest.exit("CI=true but the integration tests cannot run here (they would all be skipped): "
+                        + "; ".join(problems), returncode=pytest.ExitCode.TESTS_FAILED)
+    problem = netns_env_problem()
+    if problem:
+        mark = pytest.mark.skip(reason=problem)
+        for it in ours:
+            it.add_marker(mark)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("conntrack_147_bug") is not None:
+        prereq.require_conntrack_147()
 
 
 @pytest.fixture

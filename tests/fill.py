@@ -9,6 +9,9 @@
   SNAT to ADDR:PORT, DNAT+SNAT; IPv4 and IPv6), so entries carry the IPS_*_NAT status bits that
   ``conntrack --src-nat/--dst-nat/--any-nat`` test (``conntrack -I -r/-q`` cannot set them).
 * :func:`fill_bulk` -- ``n`` distinct entries, fast, for bulk tests.
+* :func:`fill_big` -- a big mixed table (50,000+ entries by default): every protocol, TCP/SCTP states,
+  status bits, marks, zones, NAT'd reply tuples and labels from :func:`big_entry_argv`, plus fill_nat's
+  real NAT and a burst of real SNAT'd and DNAT'd UDP flows.
 
 All functions take a :class:`tests.netns.NetNS` and never touch the host namespace.  Nothing here relies
 on time passing: synthetic entries get long timeouts, and fill_traffic raises the namespace's protocol
@@ -33,7 +36,7 @@ except ImportError:  # imported as a top-level module (tests/ on sys.path)
 __all__ = [
     "DEFAULT_LABELMAP", "Entry", "FillError", "SyntheticFill", "TrafficFill", "Flow", "BulkFill",
     "NatFill", "NatFlow", "NAT_FLOWS", "synthetic_entries", "fill_synthetic", "fill_traffic", "fill_nat",
-    "fill_bulk", "bulk_entry_argv", "enable_labels", "wait_quiescent",
+    "fill_bulk", "bulk_entry_argv", "enable_labels", "wait_quiescent", "big_entry_argv", "fill_big", "BigFill",
 ]
 
 
@@ -704,9 +707,10 @@ def fill_traffic(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> Traffic
 
 NAT_TABLE = "pynfct_nat"
 #: addresses fill_nat puts on ``lo`` (/32 and /128): clients, NAT'd destinations and NAT targets.  They
-#: are outside every range the other fills use (100.64.0.0/24 and fd00:64::/64).
+#: are outside every range the other fills use (100.64.0.0/24, 2.64.0.60 and fd00:64::/64).
 NAT_ADDRS_V4 = ["100.64.0.1", "100.64.0.10", "100.64.0.11", "100.64.0.20", "100.64.0.21", "100.64.0.30",
-                "100.64.0.31", "100.64.0.40", "100.64.0.41", "100.64.0.42", "100.64.0.50", "100.64.0.51"]
+                "100.64.0.31", "100.64.0.40", "100.64.0.41", "100.64.0.42", "100.64.0.50", "100.64.0.51",
+                "100.64.0.60", "100.64.0.61", "2.64.0.60"]
 NAT_ADDRS_V6 = ["fd00:64::1", "fd00:64::10", "fd00:64::11", "fd00:64::20", "fd00:64::21"]
 
 # DNAT (and redirect) in the output hook, for locally generated traffic; SNAT in postrouting.  Rules only
@@ -719,6 +723,7 @@ table inet {NAT_TABLE} {{
         ip daddr 127.0.0.1 tcp dport 20102 redirect to :20112
         ip daddr 100.64.0.40 tcp dport 20141 dnat ip to 100.64.0.41:20151
         ip6 daddr fd00:64::10 tcp dport 20161 dnat ip6 to [fd00:64::11]:20171
+        ip daddr 100.64.0.61 tcp dport 20191 dnat ip to 100.64.0.60:20201
     }}
     chain postrouting {{
         type nat hook postrouting priority 100; policy accept;
@@ -827,6 +832,13 @@ NAT_FLOWS: List[NatFlow] = [
     # IPv6 SNAT, address only
     NatFlow("nat-udp6-snat", "ipv6", "udp", "fd00:64::1", "fd00:64::20", 32051, 20181, packets=(1, 1),
             reply_src="fd00:64::20", reply_dst="fd00:64::21", reply_sport=20181, reply_dport=32051),
+    # Two TCP connections DNAT'd to 100.64.0.60:20201, closed.  conntrack 1.4.7's "-p tcp -j 100.64.0.60"
+    # also sets the template's original source to 2.64.0.60 (the family byte over the address's first
+    # byte), so it lists the first (from 2.64.0.60) and not the second; "-j 100.64.0.60" lists both.
+    NatFlow("nat-tcp4-jsrc", "ipv4", "tcp", "2.64.0.60", "100.64.0.61", 32061, 20191, "TIME_WAIT",
+            reply_src="100.64.0.60", reply_dst="2.64.0.60", reply_sport=20201, reply_dport=32061),
+    NatFlow("nat-tcp4-jother", "ipv4", "tcp", "100.64.0.1", "100.64.0.61", 32062, 20191, "TIME_WAIT",
+            reply_src="100.64.0.60", reply_dst="100.64.0.1", reply_sport=20201, reply_dport=32062),
 ]
 
 # One process: the closed flows first, then the held connections; prints "ready" and waits for stdin EOF.
@@ -883,6 +895,8 @@ def ping4(src, dst, ident):
 tcp_closed(V4, "100.64.0.1", 32001, "100.64.0.10", 20101, "100.64.0.11", 20111)
 tcp_closed(V4, "127.0.0.1", 32002, "127.0.0.1", 20102, "127.0.0.1", 20112)
 tcp_closed(V6, "fd00:64::1", 32041, "fd00:64::10", 20161, "fd00:64::11", 20171)
+tcp_closed(V4, "2.64.0.60", 32061, "100.64.0.61", 20191, "100.64.0.60", 20201)
+tcp_closed(V4, "100.64.0.1", 32062, "100.64.0.61", 20191, "100.64.0.60", 20201)
 udp(V4, "100.64.0.1", 32011, "100.64.0.20", 20121, 2)
 udp(V4, "100.64.0.1", 32012, "100.64.0.20", 20122, 1)
 udp(V6, "fd00:64::1", 32051, "fd00:64::20", 20181, 1)
@@ -916,7 +930,8 @@ def fill_nat(ns: NetNS, hold: bool = True, timeout: float = 30.0) -> NatFill:
     (table ``inet pynfct_nat``: DNAT/redirect in the output hook, SNAT in postrouting) and makes the
     flows of :data:`NAT_FLOWS` with fixed ports and ids: IPv4 TCP DNAT with port change, a port-only
     redirect, UDP SNAT (address only), SNAT of the port only, TCP SNAT to ADDR:PORT, a TCP connection
-    both DNAT'd and SNAT'd, SNAT'd ICMP echo, IPv6 TCP DNAT with port change and IPv6 UDP SNAT.  With
+    both DNAT'd and SNAT'd, SNAT'd ICMP echo, IPv6 TCP DNAT with port change, IPv6 UDP SNAT and two TCP
+    connections DNAT'd to one address, one of them from 2.64.0.60 (for ``-p tcp -j``, see NAT_FLOWS).  With
     ``hold`` the two ``open`` TCP connections stay ESTABLISHED (silent) until teardown; without, they
     are not made.  One Python process does all of it.  Returns once no packet is in flight.
 
@@ -1026,3 +1041,216 @@ def fill_bulk(ns: NetNS, n: int, start: int = 0, jobs: Optional[int] = None) -> 
     bulk = BulkFill(start, n, time.monotonic() - t0)
     ns.bulk.append(bulk)
     return bulk
+
+
+# ---------------------------------------------------------------------------------------------------
+# big mixed table
+# ---------------------------------------------------------------------------------------------------
+
+_BIG_TCP = [("ESTABLISHED", "SEEN_REPLY,ASSURED"), ("SYN_SENT", None), ("SYN_RECV", "SEEN_REPLY"),
+            ("FIN_WAIT", "SEEN_REPLY,ASSURED"), ("CLOSE_WAIT", "SEEN_REPLY,ASSURED"),
+            ("LAST_ACK", "SEEN_REPLY,ASSURED"), ("TIME_WAIT", "SEEN_REPLY,ASSURED"), ("CLOSE", "SEEN_REPLY")]
+_BIG_SCTP = ["CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT", "SHUTDOWN_RECD",
+             "SHUTDOWN_ACK_SENT"]
+_BIG_MARKS = [0, 0, 0, 1, 42, 0x80000000, 0xFFFFFFFF, 0x100, 7, 0x2A]
+_BIG_UDP_STATUS = [None, "SEEN_REPLY", "SEEN_REPLY,ASSURED", "ASSURED"]
+#: labelled entries: label names of DEFAULT_LABELMAP
+_BIG_LABELS = ["pynfct-l1", "pynfct-l0,pynfct-l5", "pynfct-l127", "pynfct-l31,pynfct-l63,pynfct-l64",
+               "pynfct-l1,pynfct-l127"]
+BIG_LABEL_EVERY = 10       # one big entry in ten carries labels (created by pynfct -R: see fill_big)
+
+
+def _big_v4(i: int, net: int = 10) -> str:
+    return f"{net}.{128 + ((i >> 16) & 127)}.{(i >> 8) & 255}.{i & 255}"
+
+
+def _big_v6(i: int) -> str:
+    return f"fd00:b16::{(i >> 16) & 0xffff:x}:{i & 0xffff:x}"
+
+
+def big_entry_argv(i: int, timeout: int = TIMEOUT) -> List[str]:
+    """argv (without ``conntrack``) of big entry ``i`` (0 <= i < 2**23): one of 16 kinds by ``i % 16``.
+
+    IPv4 sources 10.128.0.0/9 (one per i), destinations 198.18.0.0/24, NAT'd reply destinations
+    172.16.0.0/12 (one per i); IPv6 sources fd00:b16::/64.  Kinds: TCP in 8 states (4 of 16, IPv4, one
+    in ten in zone 9), UDP with status bits (2, IPv4), TCP and UDP over IPv6, ICMP and ICMPv6 echo with
+    ids, SCTP in 7 states with vtags, GRE with keys, UDPlite, protocol 99, TCP with a SNAT'd or DNAT'd
+    reply tuple, UDP in zones (-w 1..5, --orig-zone, --reply-zone).  Marks cycle through
+    :data:`_BIG_MARKS`; every 97th entry has a 1,000,000 s timeout.  Entries with ``i % BIG_LABEL_EVERY ==
+    3`` (UDP ones) add labels.
+    """
+    if not 0 <= i < 1 << 23:
+        raise ValueError("big index out of range")
+    kind, k = i % 16, i // 16
+    src4, dst4 = _big_v4(i), f"198.18.0.{1 + k % 250}"
+    sport = 1024 + (i % 60000)
+    a: List[str]
+    if kind < 4:
+        state, status = _BIG_TCP[k % len(_BIG_TCP)]
+        a = ["-p", "tcp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", str((22, 80, 443, 8080)[k % 4]),
+             "--state", state]
+        if status:
+            a += ["-u", status]
+        if k % 10 == 0:
+            a += ["-w", "9"]
+    elif kind < 6:
+        a = ["-p", "udp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", str((53, 123, 5353)[k % 3])]
+        status = _BIG_UDP_STATUS[k % len(_BIG_UDP_STATUS)]
+        if status:
+            a += ["-u", status]
+    elif kind == 6:
+        a = ["-p", "tcp", "-s", _big_v6(i), "-d", "2001:db8:b16::1", "--sport", str(sport), "--dport", "443",
+             "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]
+    elif kind == 7:
+        a = ["-p", "udp", "-s", _big_v6(i), "-d", "2001:db8:b16::53", "--sport", str(sport), "--dport", "53"]
+    elif kind == 8:
+        a = ["-p", "icmp", "-s", src4, "-d", dst4, "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", str(k & 0xFFFF)]
+    elif kind == 9:
+        a = ["-p", "icmpv6", "-s", _big_v6(i), "-d", "2001:db8:b16::1", "--icmpv6-type", "128", "--icmpv6-code", "0",
+             "--icmpv6-id", str(k & 0xFFFF)]
+    elif kind == 10:
+        a = ["-p", "sctp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", "3868",
+             "--state", _BIG_SCTP[k % len(_BIG_SCTP)], "--orig-vtag", str(k + 1), "--reply-vtag", str(k + 2)]
+    elif kind == 11:
+        a = ["-p", "gre", "-s", src4, "-d", dst4, "--srckey", hex(k & 0xFFFF), "--dstkey", hex((k * 7) & 0xFFFF)]
+    elif kind == 12:
+        a = ["-p", "udplite", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", "5001"]
+    elif kind == 13:
+        a = ["-p", "99", "-s", src4, "-d", dst4]
+    elif kind == 14:
+        nat = f"172.{16 + ((i >> 16) & 15)}.{(i >> 8) & 255}.{i & 255}"
+        if k % 2 == 0:      # SNAT: the reply goes to another address and port
+            a = ["-p", "tcp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", "80", "-r", dst4, "-q", nat,
+                 "--reply-port-src", "80", "--reply-port-dst", str(1024 + (k % 50000))]
+        else:               # DNAT: the reply comes from another address and port
+            a = ["-p", "tcp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", "80", "-r", nat, "-q", src4,
+                 "--reply-port-src", "8080", "--reply-port-dst", str(sport)]
+        a += ["--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]
+    else:
+        a = ["-p", "udp", "-s", src4, "-d", dst4, "--sport", str(sport), "--dport", "514"]
+        z = k % 7
+        a += ["--orig-zone", "2"] if z == 5 else ["--reply-zone", "3"] if z == 6 else ["-w", str(1 + z)]
+    mark = _BIG_MARKS[k % len(_BIG_MARKS)]
+    if mark:
+        a += ["-m", str(mark)]
+    if kind in (4, 5, 7) and i % BIG_LABEL_EVERY == 3:
+        a += ["--label-add", _BIG_LABELS[(i // 10) % len(_BIG_LABELS)]]
+    a += ["-t", str(1000000 if i % 97 == 0 else timeout)]
+    return ["-I", *a]
+
+
+BIG_NAT_TABLE = "pynfct_bignat"
+#: addresses of the NAT burst (on ``lo``): the client, the SNAT'd destination and its SNAT address, the
+#: DNAT'd destination and its DNAT target.
+BIG_NAT_ADDRS = ["100.65.0.10", "100.65.0.1", "100.65.0.2", "100.65.1.1", "100.65.1.2"]
+BIG_NAT_RULESET = f"""
+table ip {BIG_NAT_TABLE} {{
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        ip daddr 100.65.1.1 udp dport 9999 dnat ip to 100.65.1.2
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority 100; policy accept;
+        ip daddr 100.65.0.1 udp dport 9999 snat ip to 100.65.0.2
+    }}
+}}
+"""
+# One UDP datagram from each of n source ports of 100.65.0.10: even ones to 100.65.0.1:9999 (SNAT'd to
+# 100.65.0.2), odd ones to 100.65.1.1:9999 (DNAT'd to 100.65.1.2).  Two bound receivers take them (no
+# ICMP errors), so each flow is one packet the original way and nothing back.
+_BIG_NAT_TRAFFIC = r'''
+import socket, sys
+n = int(sys.argv[1])
+rx = []
+for host in ("100.65.0.1", "100.65.1.2"):
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind((host, 9999)); r.setblocking(False); rx.append(r)
+def drain():
+    for r in rx:
+        try:
+            while r.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("100.65.0.10", 20000 + i))
+    s.sendto(b"x", ("100.65.0.1" if i % 2 == 0 else "100.65.1.1", 9999))
+    s.close()
+    if i % 64 == 63:
+        drain()
+drain()
+'''
+
+
+@dataclass
+class BigFill:
+    """What :func:`fill_big` made: ``n`` entries of :func:`big_entry_argv` (``labelled`` of them with
+    labels), fill_nat's flows (``nat``) and ``nat_burst`` real NAT'd UDP flows."""
+
+    n: int
+    labelled: int
+    nat: "NatFill"
+    nat_burst: int
+    seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.n + len(self.nat.flows) + self.nat_burst
+
+
+def fill_big(ns: NetNS, n: int = 50000, nat_burst: int = 2000, pynfct: Optional[Sequence[str]] = None,
+             env: Optional[Dict[str, str]] = None, jobs: int = 2) -> BigFill:
+    """Fill ``ns`` with a big mixed table: :func:`big_entry_argv` 0..n-1, fill_nat's real NAT'd flows and a
+    burst of ``nat_burst`` real SNAT'd / DNAT'd UDP flows.
+
+    The entries without labels go through ``conntrack -R -`` (``jobs`` processes at once).  conntrack
+    1.4.7 cannot load labels from a file (it frees its label map after the first line), so the labelled
+    ones go through pynfct's ``-R -`` (``pynfct``: its argv prefix, ``env`` its environment); the number
+    of entries conntrack then lists with labels is checked.  Created first and without accounting, the
+    synthetic entries print no counters; the NAT'd flows have counters and timestamps.
+    """
+    t0 = time.monotonic()
+    if ns.labelmap is None:
+        ns.set_labelmap(DEFAULT_LABELMAP)
+    enable_labels(ns)
+    plain: List[str] = []
+    labelled: List[str] = []
+    for i in range(n):
+        argv = big_entry_argv(i)
+        (labelled if "--label-add" in argv else plain).append(" ".join(argv) + "\n")
+    bounds = [len(plain) * j // jobs for j in range(jobs + 1)]
+
+    def chunk(j: int) -> Optional[str]:
+        r = ns.conntrack("-R", "-", input="".join(plain[bounds[j]:bounds[j + 1]]), timeout=600)
+        return r.stderr.decode(errors="replace") if r.returncode != 0 else None
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        errors = [e for e in pool.map(chunk, range(jobs)) if e]
+    if errors:
+        raise FillError("big fill: " + "".join(errors))
+    if labelled:
+        if pynfct is None:
+            raise FillError("big fill: labelled entries need pynfct's argv (conntrack -R cannot load labels)")
+        r = ns.run([*pynfct, "-R", "-"], input="".join(labelled), env=env, timeout=600)
+        if r.returncode != 0:
+            raise FillError(f"big fill: pynfct -R failed: {r.stderr.decode(errors='replace')}")
+    have = ns.ct_count()
+    if have != n:
+        raise FillError(f"big fill: {have} of {n} entries created")
+    out = ns.conntrack("-L", "-o", "labels", check=True, timeout=600).stdout
+    with_labels = out.count(b" labels=")
+    if with_labels != len(labelled):
+        raise FillError(f"big fill: {with_labels} entries carry labels, {len(labelled)} were given some")
+
+    nat = fill_nat(ns)
+    batch = "".join(f"address add {a}/32 dev lo\n" for a in BIG_NAT_ADDRS)
+    ns.run(["ip", "-batch", "-"], input=batch, check=True)
+    ns.nft(BIG_NAT_RULESET)
+    ns.python(_BIG_NAT_TRAFFIC, str(nat_burst), timeout=120)
+    big = BigFill(n=n, labelled=len(labelled), nat=nat, nat_burst=nat_burst)
+    have = ns.ct_count()
+    if have != big.count:
+        raise FillError(f"big fill: {have} entries, expected {big.count}")
+    big.seconds = time.monotonic() - t0
+    ns.big = big
+    return big

@@ -45,13 +45,15 @@ def list_(cmd: Command) -> int:
     from _nfct.format import Format
 
     precommand_check(cmd)
-    if cmd.table in (Table.DYING, Table.UNCONFIRMED):
+    other_list = cmd.table in (Table.DYING, Table.UNCONFIRMED)
+    if other_list:
         msg = DUMP_DYING if cmd.table == Table.DYING else DUMP_UNCONFIRMED
         filt = Filter(cmd, False, False)
     else:
         msg = DUMP_ZERO if cmd.options & Opt.ZERO else DUMP_CONNTRACK
         filt = Filter(cmd, True)
-    fmt = Format(cmd.output, _labelmap_for(cmd))
+    # -o xml: conntrack 1.4.7 prints the header but no closing </conntrack> for dying/unconfirmed
+    fmt = Format(cmd.output, _labelmap_for(cmd), footer=not other_list)
     return write_flows(-1, msg, cmd.family, filt, 1, fmt)
 
 

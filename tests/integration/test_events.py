@@ -481,6 +481,48 @@ def test_asyncio_iterator_matches_conntrack(netns, tmp_path):
     assert len(lines) >= 30
 
 
+# events(**filters) against conntrack -E with the same filter words: the library's filters, applied in
+# the kernel (a BPF filter on the socket) where it can, select what conntrack's select.
+API_FILTERS = [
+    (dict(proto="tcp"), ["-p", "tcp"]), (dict(family="ipv6"), ["-f", "ipv6"]),
+    (dict(src="10.0.0.0/24"), ["-s", "10.0.0.0/24"]), (dict(dst="10.0.0.2"), ["-d", "10.0.0.2"]),
+    (dict(proto="tcp", dport=80), ["-p", "tcp", "--dport", "80"]), (dict(proto="udp", sport=41003), ["-p", "udp", "--sport", "41003"]),
+    (dict(src="2001:db8::1"), ["-s", "2001:db8::1"]), (dict(mark=42), ["-m", "42"]), (dict(zone=3), ["-w", "3"]),
+    (dict(proto="tcp", state="ESTABLISHED"), ["-p", "tcp", "--state", "ESTABLISHED"]),
+]
+
+
+def test_api_event_filters_same_as_conntrack(netns, tmp_path):
+    """Each events(**filters) stream sees the events conntrack -E with the same filter lists, in the same
+    order and words (str(event) is conntrack's line without the program name)."""
+    prepare(netns)
+    cts = [Listener(netns, "conntrack", ["-E", *args], tmp_path, f"api{i}") for i, (_, args) in enumerate(API_FILTERS)]
+    wait_for(lambda: all(x.subscribed() for x in cts), 60, what="conntrack -E to subscribe")
+    got: List[List[str]] = [[] for _ in API_FILTERS]
+    with pynfct.Conntrack(netns.name) as ct:
+        streams = [ct.events(timeout=1.5, **kw) for kw, _ in API_FILTERS]
+        # all but family= and zone= go to the kernel
+        assert [st.kernel_filter for st in streams] == [kw.keys().isdisjoint({"family", "zone"})
+                                                        for kw, _ in API_FILTERS]
+        threads = [threading.Thread(target=lambda st=st, out=out: out.extend(str(e) for e in st))
+                   for st, out in zip(streams, got)]
+        for t in threads:
+            t.start()
+        with CtWriter(netns.name) as w:
+            play(netns, w)
+            wait_idle(cts)
+        for t in threads:
+            t.join(30)
+    nonempty = 0
+    for (kw, args), listener, lines in zip(API_FILTERS, cts, got):
+        r = listener.stop()
+        expected = re.sub(r" progname=\S+", "", r.out)
+        assert_same(Result(r.argv, 0, expected.encode(), b""),
+                    Result(["api", str(kw)], 0, "".join(x + "\n" for x in lines).encode(), b""))
+        nonempty += bool(lines)
+    assert nonempty == len(API_FILTERS)
+
+
 @pytest.mark.parametrize("where", ["loop", "thread"])
 def test_async_close_ends_iteration(netns, where):
     async def main() -> float:

@@ -7,7 +7,6 @@ Event objects of a real event stream round-trip too and match what ``pynfct -E -
 """
 import json
 import pickle
-import shutil
 import signal
 import time
 
@@ -19,6 +18,7 @@ from _nfct.flow import Flow, raw_state
 from _nfct.format import Format
 from ctwriter import CtWriter
 from fill import fill_synthetic
+from prereq import missing, require_netns
 from pynfct.template import Out
 from test_events import Listener, play, prepare, wait_for, wait_idle
 
@@ -95,8 +95,7 @@ def test_a_live_entry_ticks(ct, flows):
 
 
 def test_rebuilt_flows_work_with_the_writes(netns):
-    if shutil.which("nft") is None:
-        pytest.skip("`nft` (nftables) is not installed")
+    require_netns(need_nft=True)
     fill_synthetic(netns)
     with pynfct.Conntrack(netns.name) as ct:
         before = list(ct.dump())
@@ -185,7 +184,7 @@ table inet pynfct_ftp {
 }
 """, check=False)
     if r.returncode != 0:
-        pytest.skip(f"no FTP conntrack helper: {r.stderr}")
+        missing(f"no FTP conntrack helper in this kernel: {r.stderr.decode(errors='replace')}")
     netns.python(FTP)
     with pynfct.Conntrack(netns.name) as ct:
         flows = list(ct.dump())

@@ -48,11 +48,12 @@ FILTERS = [
 # the names of the flows conntrack 1.4.7 lists (test_nat_filters_select_what_conntrack_selects checks them;
 # only NAT'd entries carry the NAT_DONE status bits, so nothing else is listed).  conntrack compares the
 # NAT address for IPv4 only: an IPv6 one merely sets the family.  ICMP entries count as port-NAT'd.
+_J = {"nat-tcp4-jsrc", "nat-tcp4-jother"}
 _ALL_NAT = {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-udp4-snat", "nat-udp4-spat", "nat-tcp4-snat-port",
-            "nat-tcp4-both", "nat-icmp4-snat", "nat-tcp6-dnat", "nat-udp6-snat"}
+            "nat-tcp4-both", "nat-icmp4-snat", "nat-tcp6-dnat", "nat-udp6-snat"} | _J
 _SRC = {"nat-udp4-snat", "nat-udp4-spat", "nat-tcp4-snat-port", "nat-tcp4-both", "nat-icmp4-snat",
         "nat-udp6-snat"}
-_DST = {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp4-both", "nat-icmp4-snat", "nat-tcp6-dnat"}
+_DST = {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp4-both", "nat-icmp4-snat", "nat-tcp6-dnat"} | _J
 NAT_CASES = [
     (["--src-nat"], _SRC), (["--dst-nat"], _DST), (["--any-nat"], _ALL_NAT),
     (["--src-nat", "--dst-nat"], {"nat-tcp4-both", "nat-icmp4-snat"}),
@@ -83,6 +84,11 @@ NAT_CASES = [
     (["--any-nat", "100.64.0.21"], {"nat-udp4-snat"}),
     (["-j", "100.64.0.11:20111"], {"nat-tcp4-dnat"}),
     (["--any-nat", "100.64.0.11:1"], set()),                # wrong port
+    (["-j", "100.64.0.60"], _J), (["--dst-nat", "100.64.0.60:20201"], _J),
+    # with -p, conntrack's -j ADDR also puts 2.B.C.D in the template's original source (see NAT_FLOWS)
+    (["-p", "tcp", "-j", "100.64.0.60"], {"nat-tcp4-jsrc"}),
+    (["-p", "tcp", "-j", "100.64.0.60:20201"], {"nat-tcp4-jsrc"}),
+    (["-p", "tcp", "--any-nat", "100.64.0.11"], set()),     # nat-tcp4-dnat is not from 2.64.0.11
     (["--src-nat", "100.64.0.42", "--dst-nat", "100.64.0.41"], {"nat-tcp4-both"}),
     (["--src-nat", "100.64.0.42", "--dst-nat", "100.64.0.11"], set()),
     # IPv6: the address selects the family only; a port is compared
@@ -97,15 +103,16 @@ NAT_CASES = [
     (["-f", "ipv4", "--dst-nat"], _DST - {"nat-tcp6-dnat"}),
     # with other filters
     (["-p", "udp", "--src-nat"], {"nat-udp4-snat", "nat-udp4-spat", "nat-udp6-snat"}),
-    (["-p", "tcp", "--dst-nat"], {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp4-both", "nat-tcp6-dnat"}),
+    (["-p", "tcp", "--dst-nat"], {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp4-both", "nat-tcp6-dnat"} | _J),
     (["-p", "icmp", "--any-nat"], {"nat-icmp4-snat"}),
-    (["--dst-nat", "-p", "tcp", "--state", "TIME_WAIT"], {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp6-dnat"}),
+    (["--dst-nat", "-p", "tcp", "--state", "TIME_WAIT"],
+     {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp6-dnat"} | _J),
     (["-s", "100.64.0.1", "--src-nat"], _SRC - {"nat-udp6-snat"}),
     (["-d", "100.64.0.20", "--any-nat"], {"nat-udp4-snat", "nat-udp4-spat"}),
     (["-r", "100.64.0.41", "--src-nat", "--dst-nat"], {"nat-tcp4-both"}),
     (["-q", "100.64.0.21", "-p", "udp", "--src-nat", "100.64.0.21"], {"nat-udp4-snat"}),
     (["--any-nat", "-u", "ASSURED", "-p", "tcp"], {"nat-tcp4-dnat", "nat-tcp4-redirect", "nat-tcp4-snat-port",
-                                                   "nat-tcp4-both", "nat-tcp6-dnat"}),
+                                                   "nat-tcp4-both", "nat-tcp6-dnat"} | _J),
 ]
 # NAT filters conntrack rejects: compared too (exit status and message)
 NAT_ERRORS = [
@@ -183,23 +190,18 @@ def test_nat_filter_errors(filled_ns, argv):
     assert filled_ns.conntrack("-L", *argv).returncode != 0
 
 
-@pytest.mark.parametrize("table", ["conntrack", "expect", "dying", "unconfirmed", "exp", "d", "conn"])
+@pytest.mark.parametrize("table", ["conntrack", "expect", "exp", "conn"])
 def test_list_tables(filled_ns, table):
-    assert_same(*run_both(filled_ns, ["-L", table]))
+    ct, py = run_both(filled_ns, ["-L", table])
+    assert_same(ct, py)
+    assert ct.stdout or table.startswith("exp")
+    # dying (with entries) and unconfirmed: test_dying.py
 
 
-@pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-L", "expect", "-o", "xml"], ["-S"]],
-                         ids=" ".join)
+@pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-L", "expect", "-o", "xml"]], ids=" ".join)
 def test_count_and_expect(filled_ns, args):
-    ct, py = run_both(filled_ns, args)
-    if args == ["-S"]:
-        # Per-cpu counters move with every packet the namespace sees; compare the shape.
-        assert ct.returncode == py.returncode == 0
-        assert [l.split("\t")[0] for l in ct.out.splitlines()] == [l.split("\t")[0] for l in py.out.splitlines()]
-        assert [[kv.split("=")[0] for kv in l.split()] for l in ct.out.splitlines()] == \
-               [[kv.split("=")[0] for kv in l.split()] for l in py.out.splitlines()]
-    else:
-        assert_same(ct, py)
+    assert_same(*run_both(filled_ns, args))
+    # -S: tests/integration/test_stats.py (a namespace whose counters do not move between the two reads)
 
 
 @pytest.mark.parametrize("args", [

@@ -82,21 +82,21 @@ class RealConntrack:
 
 
 def _real_env_problem() -> Optional[str]:
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "needs root for network namespaces"
-    for tool in ("ip", "conntrack", "timeout"):
+    import prereq
+    problem = prereq.root_problem() or prereq.conntrack_version_problem()
+    if problem:
+        return problem
+    for tool in ("ip", "timeout"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed"
-    r = subprocess.run(["conntrack", "--version"], capture_output=True)
-    if b"v1.4.7" not in r.stdout:
-        return "the installed conntrack is not v1.4.7"
     return None
 
 
 def _namespace(ns: RealConntrack):
     problem = _real_env_problem()
     if problem:
-        pytest.skip(problem)
+        import prereq
+        prereq.missing(problem)
     try:
         ns.create()
         yield ns

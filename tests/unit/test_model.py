@@ -327,7 +327,8 @@ def test_a_create_builds_the_template_conntrack_builds(labelmap_path, data, add)
 
 def test_any_nat_with_an_address_sets_only_the_nat_addresses():
     """conntrack's -j ADDR also overwrites the template's original source (so -p tcp -j ADDR matches
-    nothing); the typed model sets only what it means."""
+    only entries from 2.B.C.D, see test_api.test_any_nat_with_proto); the typed model sets only what it
+    means."""
     from pynfct.attrs import Attr
     typed = Match(proto="tcp", any_nat="10.0.0.2").command(Cmd.CT_LIST)
     assert typed.tmpl.ct[Attr.SNAT_IPV4] == typed.tmpl.ct[Attr.DNAT_IPV4] == bytes([10, 0, 0, 2])
