@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from typing import Optional
 
 from ..errors import NfctError
-from ..template import Cmd, Command, Opt, Out
+from .._ints import Cmd, Opt, Out
+from ..template import Command
 from .errors import PYNFCT_PREFIX as PREFIX
 from .io import Failure, err, out
 

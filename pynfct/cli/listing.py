@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from ..template import Cmd, Command, Opt, Out, Table
+from .._ints import Cmd, Opt, Out, Table
+from ..template import Command
 from ..errors import NfctError
 from .io import Failure, err, out
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 from ..errors import NfctError
 from ..record import Factory, Record
-from ..template import Cmd, Out
+from .._ints import Cmd, Out
 from . import options as O
 from .errors import OTHER_PROBLEM, UsageError
 from .parse import FILE_COMMANDS, _FILE_CMD_TEXT, _dec, _new_state, _parse_one, split_line

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 from .. import __version__
 from ..errors import NfctError, ParameterError
-from ..template import Cmd, Command
+from .._ints import Cmd
+from ..template import Command
 from .errors import OTHER_PROBLEM, PARAMETER_PROBLEM, PYNFCT_PREFIX as PREFIX, PYNFCT_PROG as PROG
 from .io import Failure, err, out
 
@@ -54,7 +55,8 @@ def execute(cmd: Command) -> int:
         module, func = HANDLERS[c].split(":")
         counter = getattr(importlib.import_module(f"{__package__}.{module}"), func)(cmd)
     else:
-        raise Failure(f"{c.name} is not implemented yet in pynfct {__version__}", OTHER_PROBLEM)
+        from _nfct.constants import Cmd as CmdEnum    # the enum, for the command's name
+        raise Failure(f"{CmdEnum(c).name} is not implemented yet in pynfct {__version__}", OTHER_PROBLEM)
 
     line = summary_line(cmd, counter)
     if line:

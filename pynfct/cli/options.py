@@ -16,28 +16,26 @@ option here (1.4.9 also added ``-M``) so that every 1.4.7 command line parses th
 """
 from __future__ import annotations
 
-import enum
 from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..attrs import Attr
-from ..template import Cmd, Opt, Out
+from .._ints import Attr, Cmd, Opt, Out
 from .getopt import LongOption
 
 
-class ArgKind(enum.IntEnum):
-    """getopt's has_arg."""
+class ArgKind:
+    """getopt's has_arg (plain ints: an enum class costs start-up time, see pynfct._ints)."""
 
     NONE = 0
     REQUIRED = 1
     OPTIONAL = 2
 
 
-class Section(enum.Enum):
-    """Where an option's line goes in the usage text (conntrack's usage_* strings)."""
+class Section:
+    """Where an option's line goes in the usage text (conntrack's usage_* strings): each is its heading."""
 
     COMMANDS = "Commands:\n"
     CONNTRACK = "Conntrack parameters and options:\n"
@@ -47,7 +45,7 @@ class Section(enum.Enum):
 
 
 class HelpLine(Record, frozen=True):
-    section: Section
+    section: str      # a Section heading
     order: int        # position inside the section
     text: str         # the exact line, with conntrack's tabs
     extension: bool = False   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
@@ -65,8 +63,8 @@ class OptionSpec(Record, frozen=True):
     key: str
     names: Tuple[str, ...]
     short: Optional[str]
-    arg: ArgKind
-    short_arg: Optional[ArgKind] = None     # when -X differs from --long (only -i/--id)
+    arg: int                                # ArgKind
+    short_arg: Optional[int] = None         # ArgKind, when -X differs from --long (only -i/--id)
     opt: Optional[Opt] = None
     optflag: Optional[str] = None
     command: Optional[Tuple[Cmd, Cmd]] = None
@@ -84,7 +82,7 @@ class OptionSpec(Record, frozen=True):
         return None if self.opt is None else self.opt.bit_length() - 1
 
     @property
-    def short_kind(self) -> ArgKind:
+    def short_kind(self) -> int:
         return self.short_arg if self.short_arg is not None else self.arg
 
 
@@ -96,14 +94,14 @@ _C, _T, _E, _U, _M = Section.COMMANDS, Section.CONNTRACK, Section.EXPECTATION, S
     Section.COMMON
 
 
-def _cmd(key: str, short: str, ct: Cmd, exp: Cmd, arg: ArgKind = ArgKind.OPTIONAL,
+def _cmd(key: str, short: str, ct: Cmd, exp: Cmd, arg: int = ArgKind.OPTIONAL,
          help: Optional[HelpLine] = None) -> OptionSpec:
     return OptionSpec(key, (key,), short, arg, command=(ct, exp), help=help)
 
 
 def _opt(names: Union[str, Tuple[str, ...]], short: str, opt: Opt, optflag: str,
-         arg: ArgKind = ArgKind.REQUIRED, help: Optional[HelpLine] = None,
-         short_arg: Optional[ArgKind] = None) -> OptionSpec:
+         arg: int = ArgKind.REQUIRED, help: Optional[HelpLine] = None,
+         short_arg: Optional[int] = None) -> OptionSpec:
     if isinstance(names, str):
         names = (names,)
     return OptionSpec(names[0], tuple(names), short, arg, short_arg=short_arg, opt=opt, optflag=optflag,
@@ -217,7 +215,7 @@ GETOPT_STR: str = _build_optstring()
 
 #: the long options before any ``-p`` (conntrack's original_opts)
 BASE_LONGOPTS: Tuple[LongOption, ...] = tuple(
-    LongOption(name.encode(), int(o.arg), o.val) for o in OPTIONS for name in o.names)
+    LongOption(name.encode(), o.arg, o.val) for o in OPTIONS for name in o.names)
 
 
 def _optflags() -> Tuple[Optional[str], ...]:
@@ -562,4 +560,4 @@ PROTOCOL_BY_NAME: Dict[str, ProtoHandler] = {p.name: p for p in PROTOCOLS + (UNK
 
 def proto_longopts(h: ProtoHandler, offset: int) -> Sequence[LongOption]:
     """The extension's options as merge_options() adds them: val + offset, all with a required arg."""
-    return tuple(LongOption(name.encode(), int(ArgKind.REQUIRED), val + offset) for name, val in h.longopts)
+    return tuple(LongOption(name.encode(), ArgKind.REQUIRED, val + offset) for name, val in h.longopts)

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     #: a template object: Template.ct, .mask or .exptuple
     AttrDict = Dict[Attr, AttrValue]
 
-from ..attrs import ATTR_KIND, Attr
-from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
+from .._ints import ATTR_KIND, CT_COMPARISON, Attr, Cmd, Opt, Out, Table
+from ..template import Command
 from . import options as O
 from ._libc import atoi, atol, htonl, htons, inet_aton, inet_pton6, strncasecmp_prefix, strtol, strtoul, \
     to_int32

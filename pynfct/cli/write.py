@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from typing import Callable, List, Optional
 
 from ..errors import NfctError, NfctExists
-from ..template import Cmd, Command, Out
+from .._ints import Cmd, Out
+from ..template import Command
 from .errors import OTHER_PROBLEM, PYNFCT_PREFIX as PREFIX, UsageError
 from .io import Failure, err, out
 from .listing import _labelmap_for
