@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Optional
 
-from ..errors import NfctError
+from _nfct.errors import NfctError
 from .._ints import Cmd, Opt, Out
 from ..template import Command
 from .errors import PYNFCT_PREFIX as PREFIX

@@ -8,7 +8,7 @@ import os
 
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
-from ..errors import NfctError
+from _nfct.errors import NfctError
 from .io import Failure, err, out
 
 TYPE_CHECKING = False

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     #: what pass 1 finds at the end of the file: the -o flags and the label map path in force
     Final = Tuple[Out, Optional[str]]
 
-from ..errors import NfctError
+from _nfct.errors import NfctError
 from ..record import Factory, Record
 from .._ints import Cmd, Out
 from . import options as O
@@ -294,7 +294,7 @@ def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[
     in order and the first failing one raises (NfctError; the creates pipelined after it are undone).
     Returns a WriteResult: entries created, updated and deleted, and the Failures of -U/-D lines."""
     import tempfile
-    from ..errors import ParameterError, from_errno
+    from _nfct.errors import ParameterError, from_errno
     from ..result import Failure, WriteResult
     spool = None
     if isinstance(source, (str, bytes, os.PathLike)):

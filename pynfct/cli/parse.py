@@ -17,8 +17,6 @@ State that conntrack keeps in globals across the lines of a ``-R`` file (the las
 from __future__ import annotations
 
 import os
-# _socket, not socket: getprotobyname and the AF_ numbers are all this needs, and socket.py costs ~3 ms of every start.
-import _socket as socket
 import sys
 from ..record import Record
 
@@ -43,9 +41,10 @@ from .getopt import Getopt
 __all__ = ["CliCommand", "parse", "parse_file", "parse_args", "load_labelmap", "filter_init",
            "precommand_check", "cmd_index", "DEFAULT_CONNLABEL_CONF", "ATTR_EXP_TIMEOUT"]
 
+# Linux's numbers (linux/socket.h), as _nfct's C code has them
 AF_UNSPEC = 0
-AF_INET = int(socket.AF_INET)
-AF_INET6 = int(socket.AF_INET6)
+AF_INET = 2
+AF_INET6 = 10
 
 DEFAULT_CONNLABEL_CONF = "/etc/xtables/connlabel.conf"
 
@@ -186,8 +185,10 @@ def _findproto(name: bytes) -> Tuple[Optional[O.ProtoHandler], int]:
     for h in O.PROTOCOLS:
         if h.name.encode().lower() == name.lower():
             return h, h.protonum
+    # _socket, not socket (socket.py costs ~3 ms), and only here: loading it costs a start ~0.4 ms
+    import _socket
     try:
-        return O.UNKNOWN, socket.getprotobyname(name.decode("utf-8"))
+        return O.UNKNOWN, _socket.getprotobyname(name.decode("utf-8"))
     except (OSError, UnicodeError, ValueError):
         pass
     val, end, _ = strtoul(name, 0)

@@ -10,7 +10,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, List, Optional
 
-from ..errors import NfctError, NfctExists
+from _nfct.errors import NfctError, NfctExists
 from .._ints import Cmd, Out
 from ..template import Command
 from .errors import OTHER_PROBLEM, PYNFCT_PREFIX as PREFIX, UsageError
