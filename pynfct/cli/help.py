@@ -62,7 +62,7 @@ def proto_help(proto: Union[str, Command], protonum: Optional[int] = None) -> st
     if isinstance(proto, Command):
         protonum = proto.protonum
         proto = getattr(proto, "proto_name", None) or "unknown"
-    h = O.PROTOCOL_BY_NAME[proto]
+    h = O.protocol(proto)
     name = h.name
     if h is O.UNKNOWN and protonum is not None:
         name = _protocol_name_by_number(protonum) or h.name

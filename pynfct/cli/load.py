@@ -265,7 +265,7 @@ def _fix_handler(state: _State, loader: Loader) -> None:
     # conntrack keeps the last -p's protocol handler across lines; the C parser only reads lines with -p
     proto = loader.proto
     if proto is not None:
-        state.h = O.PROTOCOL_BY_NAME[proto]
+        state.h = O.protocol(proto)
 
 
 def _run_line(cmd: CliCommand, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_on_delete_failure: bool) -> None:

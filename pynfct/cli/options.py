@@ -7,8 +7,8 @@ Everything the parser, the getopt emulation, the legality checks and the help te
   name the first long option with a given value).
 * :data:`COMMANDS_V_OPTIONS` -- the commands x options legality matrix (0 illegal, 1 compulsory,
   2 optional, 3 "see the address pairs"), one column per option bit (``Opt``).
-* :data:`PROTOCOLS` -- the protocol extensions (proto-*.c): their long options, which are merged into the
-  table only after ``-p PROTO``, their own legality matrices and help text.
+* :func:`protocol` -- the protocol extensions (proto-*.c), made when named: their long options, which
+  are merged into the table only after ``-p PROTO``, their own legality matrices and help text.
 * the keyword lists of ``-u``, ``-e`` and ``-o``.
 
 ``--labelmap PATH`` (conntrack 1.4.9) is included as column 29 with 1.4.9's legality; it has no short
@@ -20,7 +20,7 @@ from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+    from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .._ints import Attr, Cmd, Opt, Out
 from .getopt import LongOption
@@ -390,25 +390,27 @@ IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
 
 _o = ord
 
-TCP = ProtoHandler(
-    name="tcp", protonum=IPPROTO_TCP,
-    longopts=(("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
-              ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
-              ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")), ("state", _o("7")),
-              ("tuple-port-src", _o("8")), ("tuple-port-dst", _o("9"))),
-    actions={**_port_actions((_o("1"), _o("2"), _o("3"), _o("4"), _o("5"), _o("6"), _o("8"), _o("9"), 7),
-                             "port"),
-             _o("7"): ProtoAction(1 << 6, "tcp_state", "ct", Attr.TCP_STATE)},
-    num_opts=10,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst"),
-    matrix={Cmd.CT_LIST: "222200200", Cmd.CT_CREATE: "333300100", Cmd.CT_UPDATE: "222200200",
-            Cmd.CT_DELETE: "222200200", Cmd.CT_GET: "333300200", Cmd.CT_EVENT: "222200200",
-            Cmd.EXP_CREATE: "110011011", Cmd.EXP_DELETE: "111100000", Cmd.EXP_GET: "111100000",
-            Cmd.CT_ADD: "333300100"},
-    valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
-    help=_PORT_HELP + "  --state\t\t\tTCP state, fe. ESTABLISHED\n",
-    states=_TCP_STATES, final="tcp")
+
+def _make_tcp() -> ProtoHandler:
+    return ProtoHandler(
+        name="tcp", protonum=IPPROTO_TCP,
+        longopts=(("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
+                  ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
+                  ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")), ("state", _o("7")),
+                  ("tuple-port-src", _o("8")), ("tuple-port-dst", _o("9"))),
+        actions={**_port_actions((_o("1"), _o("2"), _o("3"), _o("4"), _o("5"), _o("6"), _o("8"), _o("9"), 7),
+                                 "port"),
+                 _o("7"): ProtoAction(1 << 6, "tcp_state", "ct", Attr.TCP_STATE)},
+        num_opts=10,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst"),
+        matrix={Cmd.CT_LIST: "222200200", Cmd.CT_CREATE: "333300100", Cmd.CT_UPDATE: "222200200",
+                Cmd.CT_DELETE: "222200200", Cmd.CT_GET: "333300200", Cmd.CT_EVENT: "222200200",
+                Cmd.EXP_CREATE: "110011011", Cmd.EXP_DELETE: "111100000", Cmd.EXP_GET: "111100000",
+                Cmd.CT_ADD: "333300100"},
+        valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
+        help=_PORT_HELP + "  --state\t\t\tTCP state, fe. ESTABLISHED\n",
+        states=_TCP_STATES, final="tcp")
 
 _UDP_LONGOPTS = (("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
                  ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
@@ -421,69 +423,77 @@ _UDP_MATRIX = {Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE
 _UDP_FLAGS = ("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
               "tuple-port-src", "tuple-port-dst")
 
-UDP = ProtoHandler(
-    name="udp", protonum=IPPROTO_UDP, longopts=_UDP_LONGOPTS,
-    actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
-    num_opts=9, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
-    partial_msgs=_PORT_MSGS, help=_PORT_HELP)
 
-UDPLITE = ProtoHandler(
-    name="udplite", protonum=IPPROTO_UDPLITE,
-    longopts=(("orig-port-src", _o("1")), ("orig-port-dst", _o("2")), ("reply-port-src", _o("3")),
-              ("reply-port-dst", _o("4")), ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")),
-              ("tuple-port-src", _o("7")), ("tuple-port-dst", _o("8")), ("sport", _o("1")),
-              ("dport", _o("2"))),
-    actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
-    num_opts=11, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
-    partial_msgs=_PORT_MSGS, help=_PORT_HELP)
+def _make_udp() -> ProtoHandler:
+    return ProtoHandler(
+        name="udp", protonum=IPPROTO_UDP, longopts=_UDP_LONGOPTS,
+        actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
+        num_opts=9, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
+        partial_msgs=_PORT_MSGS, help=_PORT_HELP)
 
-SCTP = ProtoHandler(
-    name="sctp", protonum=IPPROTO_SCTP,
-    longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
-              ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
-              ("tuple-port-dst", 9), ("orig-vtag", 10), ("reply-vtag", 11), ("sport", 1),
-              ("dport", 2)),
-    actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
-             7: ProtoAction(1 << 6, "sctp_state", "ct", Attr.SCTP_STATE),
-             10: ProtoAction(1 << 9, "vtag", "ct", Attr.SCTP_VTAG_ORIG),
-             11: ProtoAction(1 << 10, "vtag", "ct", Attr.SCTP_VTAG_REPL)},
-    num_opts=14,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"),
-    matrix={Cmd.CT_LIST: "22220020000", Cmd.CT_CREATE: "33330010011", Cmd.CT_UPDATE: "22220020022",
-            Cmd.CT_DELETE: "22220020000", Cmd.CT_GET: "33330020022", Cmd.CT_EVENT: "22220020000",
-            Cmd.EXP_CREATE: "11001101111", Cmd.EXP_DELETE: "11110000000",
-            Cmd.EXP_GET: "11110000000", Cmd.CT_ADD: "33330010011"},
-    valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
-    help=_PORT_HELP + "  --state\t\t\tSCTP state, fe. ESTABLISHED\n"
-                      "  --orig-vtag\t\toriginal verification tag\n"
-                      "  --reply-vtag\t\treply verification tag\n",
-    # SCTP_CONNTRACK_MAX is 10 but conntrack names only 8 states: an unknown name makes conntrack
-    # strcmp() against NULL and crash; pynfct reports "unknown SCTP state" instead.
-    states=("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
-            "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"))
 
-DCCP = ProtoHandler(
-    name="dccp", protonum=IPPROTO_DCCP,
-    longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
-              ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
-              ("tuple-port-dst", 9), ("sport", 1), ("dport", 2), ("role", 10)),
-    actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
-             7: ProtoAction(1 << 6, "dccp_state", "ct", Attr.DCCP_STATE),
-             10: ProtoAction(1 << 9, "dccp_role", "ct", Attr.DCCP_ROLE)},
-    num_opts=13,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst", "role"),
-    matrix={Cmd.CT_LIST: "2222002000", Cmd.CT_CREATE: "3333001001", Cmd.CT_UPDATE: "2222002000",
-            Cmd.CT_DELETE: "2222002000", Cmd.CT_GET: "3333002000", Cmd.CT_EVENT: "2222002000",
-            Cmd.EXP_CREATE: "1100110111", Cmd.EXP_DELETE: "1111000000", Cmd.EXP_GET: "1111000000",
-            Cmd.CT_ADD: "3333001001"},
-    valid_flags=(0b11, 0b1100),
-    partial_msgs=("you have to specify `--sport' and `--dport'",
-                  "you have to specify `--reply-port-src' and `--report-port-dst'"),
-    help=_PORT_HELP + "  --state\t\t\tDCCP state, fe. RESPOND\n",
-    states=("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
-            "IGNORE", "INVALID"))
+def _make_udplite() -> ProtoHandler:
+    return ProtoHandler(
+        name="udplite", protonum=IPPROTO_UDPLITE,
+        longopts=(("orig-port-src", _o("1")), ("orig-port-dst", _o("2")), ("reply-port-src", _o("3")),
+                  ("reply-port-dst", _o("4")), ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")),
+                  ("tuple-port-src", _o("7")), ("tuple-port-dst", _o("8")), ("sport", _o("1")),
+                  ("dport", _o("2"))),
+        actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
+        num_opts=11, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
+        partial_msgs=_PORT_MSGS, help=_PORT_HELP)
+
+
+def _make_sctp() -> ProtoHandler:
+    return ProtoHandler(
+        name="sctp", protonum=IPPROTO_SCTP,
+        longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
+                  ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
+                  ("tuple-port-dst", 9), ("orig-vtag", 10), ("reply-vtag", 11), ("sport", 1),
+                  ("dport", 2)),
+        actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
+                 7: ProtoAction(1 << 6, "sctp_state", "ct", Attr.SCTP_STATE),
+                 10: ProtoAction(1 << 9, "vtag", "ct", Attr.SCTP_VTAG_ORIG),
+                 11: ProtoAction(1 << 10, "vtag", "ct", Attr.SCTP_VTAG_REPL)},
+        num_opts=14,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"),
+        matrix={Cmd.CT_LIST: "22220020000", Cmd.CT_CREATE: "33330010011", Cmd.CT_UPDATE: "22220020022",
+                Cmd.CT_DELETE: "22220020000", Cmd.CT_GET: "33330020022", Cmd.CT_EVENT: "22220020000",
+                Cmd.EXP_CREATE: "11001101111", Cmd.EXP_DELETE: "11110000000",
+                Cmd.EXP_GET: "11110000000", Cmd.CT_ADD: "33330010011"},
+        valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
+        help=_PORT_HELP + "  --state\t\t\tSCTP state, fe. ESTABLISHED\n"
+                          "  --orig-vtag\t\toriginal verification tag\n"
+                          "  --reply-vtag\t\treply verification tag\n",
+        # SCTP_CONNTRACK_MAX is 10 but conntrack names only 8 states: an unknown name makes conntrack
+        # strcmp() against NULL and crash; pynfct reports "unknown SCTP state" instead.
+        states=("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
+                "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"))
+
+
+def _make_dccp() -> ProtoHandler:
+    return ProtoHandler(
+        name="dccp", protonum=IPPROTO_DCCP,
+        longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
+                  ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
+                  ("tuple-port-dst", 9), ("sport", 1), ("dport", 2), ("role", 10)),
+        actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
+                 7: ProtoAction(1 << 6, "dccp_state", "ct", Attr.DCCP_STATE),
+                 10: ProtoAction(1 << 9, "dccp_role", "ct", Attr.DCCP_ROLE)},
+        num_opts=13,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst", "role"),
+        matrix={Cmd.CT_LIST: "2222002000", Cmd.CT_CREATE: "3333001001", Cmd.CT_UPDATE: "2222002000",
+                Cmd.CT_DELETE: "2222002000", Cmd.CT_GET: "3333002000", Cmd.CT_EVENT: "2222002000",
+                Cmd.EXP_CREATE: "1100110111", Cmd.EXP_DELETE: "1111000000", Cmd.EXP_GET: "1111000000",
+                Cmd.CT_ADD: "3333001001"},
+        valid_flags=(0b11, 0b1100),
+        partial_msgs=("you have to specify `--sport' and `--dport'",
+                      "you have to specify `--reply-port-src' and `--report-port-dst'"),
+        help=_PORT_HELP + "  --state\t\t\tDCCP state, fe. RESPOND\n",
+        states=("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
+                "IGNORE", "INVALID"))
 DCCP_ROLES = ((b"client", 0), (b"server", 1))
 
 _ICMP_MATRIX = {Cmd.CT_LIST: "222", Cmd.CT_CREATE: "112", Cmd.CT_UPDATE: "222", Cmd.CT_DELETE: "222",
@@ -504,8 +514,12 @@ def _icmp(name: str, num: int, prefix: str) -> ProtoHandler:
               f"  --{prefix}-id\t\t\t{prefix} id\n"))
 
 
-ICMP = _icmp("icmp", IPPROTO_ICMP, "icmp")
-ICMPV6 = _icmp("icmpv6", IPPROTO_ICMPV6, "icmpv6")
+def _make_icmp() -> ProtoHandler:
+    return _icmp("icmp", IPPROTO_ICMP, "icmp")
+
+
+def _make_icmpv6() -> ProtoHandler:
+    return _icmp("icmpv6", IPPROTO_ICMPV6, "icmpv6")
 
 
 def _gre_actions() -> Dict[int, ProtoAction]:
@@ -522,40 +536,76 @@ def _gre_actions() -> Dict[int, ProtoAction]:
     }
 
 
-GRE = ProtoHandler(
-    name="gre", protonum=IPPROTO_GRE,
-    longopts=(("orig-key-src", _o("1")), ("srckey", _o("1")), ("orig-key-dst", _o("2")),
-              ("dstkey", _o("2")), ("reply-key-src", _o("3")), ("reply-key-dst", _o("4")),
-              ("mask-key-src", _o("5")), ("mask-key-dst", _o("6")), ("tuple-key-src", _o("7")),
-              ("tuple-key-dst", _o("8"))),
-    actions=_gre_actions(),
-    num_opts=11,
-    optflags=("srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst",
-              "tuple-key-src", "tuple-key-dst"),
-    matrix={Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE: "22220000",
-            Cmd.CT_DELETE: "22220000", Cmd.CT_GET: "33330000", Cmd.CT_EVENT: "22220000",
-            Cmd.EXP_CREATE: "11111111", Cmd.EXP_DELETE: "11110000", Cmd.EXP_GET: "11110000",
-            Cmd.CT_ADD: "33330000"},
-    valid_flags=(0b11, 0b1100),
-    partial_msgs=("you have to specify `--srckey' and `--dstkey'",
-                  "you have to specify `--reply-src-key' and `--reply-dst-key'"),
-    help=("  --orig-key-src\t\toriginal source key\n"
-          "  --orig-key-dst\t\toriginal destination key\n"
-          "  --reply-key-src\t\treply source key\n"
-          "  --reply-key-dst\t\treply destination key\n"
-          "  --mask-key-src\t\tmask source key\n"
-          "  --mask-key-dst\t\tmask destination key\n"
-          "  --tuple-key-src\t\texpectation tuple src key\n"
-          "  --tuple-key-src\t\texpectation tuple dst key\n"))
+def _make_gre() -> ProtoHandler:
+    return ProtoHandler(
+        name="gre", protonum=IPPROTO_GRE,
+        longopts=(("orig-key-src", _o("1")), ("srckey", _o("1")), ("orig-key-dst", _o("2")),
+                  ("dstkey", _o("2")), ("reply-key-src", _o("3")), ("reply-key-dst", _o("4")),
+                  ("mask-key-src", _o("5")), ("mask-key-dst", _o("6")), ("tuple-key-src", _o("7")),
+                  ("tuple-key-dst", _o("8"))),
+        actions=_gre_actions(),
+        num_opts=11,
+        optflags=("srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst",
+                  "tuple-key-src", "tuple-key-dst"),
+        matrix={Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE: "22220000",
+                Cmd.CT_DELETE: "22220000", Cmd.CT_GET: "33330000", Cmd.CT_EVENT: "22220000",
+                Cmd.EXP_CREATE: "11111111", Cmd.EXP_DELETE: "11110000", Cmd.EXP_GET: "11110000",
+                Cmd.CT_ADD: "33330000"},
+        valid_flags=(0b11, 0b1100),
+        partial_msgs=("you have to specify `--srckey' and `--dstkey'",
+                      "you have to specify `--reply-src-key' and `--reply-dst-key'"),
+        help=("  --orig-key-src\t\toriginal source key\n"
+              "  --orig-key-dst\t\toriginal destination key\n"
+              "  --reply-key-src\t\treply source key\n"
+              "  --reply-key-dst\t\treply destination key\n"
+              "  --mask-key-src\t\tmask source key\n"
+              "  --mask-key-dst\t\tmask destination key\n"
+              "  --tuple-key-src\t\texpectation tuple src key\n"
+              "  --tuple-key-src\t\texpectation tuple dst key\n"))
 
 #: any other protocol (by /etc/protocols name or number): no options
 UNKNOWN = ProtoHandler(
     name="unknown", protonum=0, longopts=(), actions={}, num_opts=0, optflags=(), matrix={},
     valid_flags=None, partial_msgs=None, help="  no options (unsupported)\n", final="unknown")
 
-#: the registered extensions in conntrack's list order (register_proto() adds at the head)
-PROTOCOLS: Tuple[ProtoHandler, ...] = (GRE, ICMPV6, ICMP, DCCP, SCTP, UDPLITE, UDP, TCP)
-PROTOCOL_BY_NAME: Dict[str, ProtoHandler] = {p.name: p for p in PROTOCOLS + (UNKNOWN,)}
+#: the registered extensions' names in conntrack's list order (register_proto() adds at the head)
+PROTOCOL_NAMES: Tuple[str, ...] = ("gre", "icmpv6", "icmp", "dccp", "sctp", "udplite", "udp", "tcp")
+#: their protocol numbers (ProtoHandler.protonum), to find one by number without making them all
+PROTOCOL_NUMBERS: Dict[str, int] = {"gre": IPPROTO_GRE, "icmpv6": IPPROTO_ICMPV6, "icmp": IPPROTO_ICMP,
+                                    "dccp": IPPROTO_DCCP, "sctp": IPPROTO_SCTP, "udplite": IPPROTO_UDPLITE,
+                                    "udp": IPPROTO_UDP, "tcp": IPPROTO_TCP}
+
+# An extension's handler is made when a command line names it: making all eight at every start
+# costs ~0.3 ms of every call, and a call names one at most.
+_MAKERS: Dict[str, Callable[[], ProtoHandler]] = {
+    "gre": _make_gre, "icmpv6": _make_icmpv6, "icmp": _make_icmp, "dccp": _make_dccp, "sctp": _make_sctp,
+    "udplite": _make_udplite, "udp": _make_udp, "tcp": _make_tcp}
+_HANDLERS: Dict[str, ProtoHandler] = {"unknown": UNKNOWN}
+
+
+def protocol(name: str) -> ProtoHandler:
+    """The extension called ``name`` (one of PROTOCOL_NAMES, or "unknown")."""
+    h = _HANDLERS.get(name)
+    if h is None:
+        h = _HANDLERS.setdefault(name, _MAKERS[name]())
+    return h
+
+
+def protocols() -> Tuple[ProtoHandler, ...]:
+    """All registered extensions, in conntrack's list order (without UNKNOWN)."""
+    return tuple(protocol(name) for name in PROTOCOL_NAMES)
+
+
+if not TYPE_CHECKING:
+    def __getattr__(name):
+        """TCP, UDP, ..., PROTOCOLS and PROTOCOL_BY_NAME, made on first use."""
+        if name == "PROTOCOLS":
+            return protocols()
+        if name == "PROTOCOL_BY_NAME":
+            return {h.name: h for h in protocols() + (UNKNOWN,)}
+        if name.lower() in _MAKERS and name.isupper():
+            return protocol(name.lower())
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def proto_longopts(h: ProtoHandler, offset: int) -> Sequence[LongOption]:

@@ -182,8 +182,10 @@ class _State(Record):
 
 
 def _findproto(name: bytes) -> Tuple[Optional[O.ProtoHandler], int]:
-    for h in O.PROTOCOLS:
-        if h.name.encode().lower() == name.lower():
+    lower = name.lower()
+    for proto in O.PROTOCOL_NAMES:
+        if proto.encode() == lower:
+            h = O.protocol(proto)
             return h, h.protonum
     # _socket, not socket (socket.py costs ~3 ms), and only here: loading it costs a start ~0.4 ms
     import _socket
@@ -193,9 +195,9 @@ def _findproto(name: bytes) -> Tuple[Optional[O.ProtoHandler], int]:
         pass
     val, end, _ = strtoul(name, 0)
     if end != 0 and end == len(name) and val <= O.IPPROTO_RAW:
-        for h in O.PROTOCOLS:
-            if h.protonum == val:
-                return h, val
+        for proto in O.PROTOCOL_NAMES:
+            if O.PROTOCOL_NUMBERS[proto] == val:
+                return O.protocol(proto), val
         return O.UNKNOWN, val
     return None, 0
 
