@@ -44,11 +44,37 @@ class Section:
     COMMON = "Common parameters and options:\n"
 
 
-class HelpLine(Record, frozen=True):
+class HelpLine:
+    """One line of the usage text, equal by value; never changed.
+
+    A class with __slots__ rather than a Record: only -h reads these, and every start makes some 35.
+    """
+
+    __slots__ = ("section", "order", "text", "extension")
     section: str      # a Section heading
     order: int        # position inside the section
     text: str         # the exact line, with conntrack's tabs
-    extension: bool = False   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
+    extension: bool   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
+
+    def __init__(self, section: str, order: int, text: str, extension: bool = False) -> None:
+        self.section = section
+        self.order = order
+        self.text = text
+        self.extension = extension
+
+    def _values(self) -> Tuple[str, int, str, bool]:
+        return (self.section, self.order, self.text, self.extension)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not HelpLine:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "HelpLine(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values())) + ")"
 
 
 class OptionSpec(Record, frozen=True):
