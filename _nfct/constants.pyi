@@ -82,7 +82,7 @@ class Attr(enum.IntEnum):
     SYNPROXY_ITS = 73
     SYNPROXY_TSOFF = 74
 
-ATTR_KIND: Dict[Attr, str]
+ATTR_KIND: Dict[int, str]   # keyed by the attribute numbers (plain ints; an Attr member looks up the same)
 
 
 class Cmd(enum.IntFlag):

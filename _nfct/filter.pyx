@@ -17,7 +17,7 @@ from _nfct.sysapi cimport htons, htonl
 from _nfct.constants cimport (O_ORIG_SRC, O_ORIG_DST, O_REPL_SRC, O_REPL_DST, O_PROTO, O_MASK_SRC, O_MASK_DST,
                               O_SRC_NAT, O_DST_NAT, O_ANY_NAT, O_MARK, O_COMPARISON, O_ZONE)
 
-from _nfct.constants import Attr, ATTR_KIND as _ATTR_KIND
+from _nfct.constants import ATTR_KIND as _ATTR_KIND
 from _nfct.errors import ParameterError
 
 
@@ -152,6 +152,12 @@ cdef nfct_bitmask *bitmask_of(bits) except? NULL:
     return b
 
 
+def _attr_name(attr):
+    """The Attr member's name, for an error message (the enum is made on first use)."""
+    from _nfct.constants import Attr
+    return Attr(attr).name
+
+
 cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
     """Replay a template dict as nfct_set_attr_*() calls."""
     cdef bytes raw
@@ -170,7 +176,7 @@ cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
         elif kind in ("ip4", "ip6"):
             raw = bytes(value)
             if len(raw) != (4 if kind == "ip4" else 16):
-                raise ParameterError(f"{Attr(attr).name}: address of wrong length")
+                raise ParameterError(f"{_attr_name(attr)}: address of wrong length")
             nfct_set_attr_l(ct, a, <const char *>raw, len(raw))
         elif kind == "str":
             raw = value.encode() + b"\0"
@@ -178,7 +184,7 @@ cdef int set_attrs(nf_conntrack *ct, dict attrs) except -1:
         elif kind == "bitmask":
             nfct_set_attr(ct, a, bitmask_of(value))   # the object takes ownership
         else:
-            raise ParameterError(f"{Attr(attr).name} cannot be set from a template")
+            raise ParameterError(f"{_attr_name(attr)} cannot be set from a template")
     return 0
 
 

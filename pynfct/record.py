@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, FrozenSet, Tuple, TypeVar
+    from typing import Callable, Dict, FrozenSet, Optional, Tuple, TypeVar
 
     from typing_extensions import dataclass_transform
 
@@ -68,15 +68,26 @@ class Record:
             cls.__hash__ = Record._hash  # type: ignore[assignment]
 
     def __init__(self, *args: object, **kw: object) -> None:
-        if not args and kw.keys() <= self._fieldset and self._required <= kw.keys():
-            # the common case (keywords only, all known, every field without a default given),
-            # without a loop in Python: the typed model builds a Command and a Template per call
+        given: Optional[Dict[str, object]]
+        if args and len(args) <= len(self._fields):
+            # positional values first: the command line's option tables are built this way at every start
+            given = dict(zip(self._fields, args))
+            if kw:
+                if given.keys() & kw.keys():
+                    given = None      # a value given twice: the slow path below says which
+                else:
+                    given.update(kw)
+        else:
+            given = None if args else kw
+        if given is not None and given.keys() <= self._fieldset and self._required <= given.keys():
+            # the common case (all fields known, every field without a default given), without a loop
+            # over the fields in Python: the typed model builds a Command and a Template per call
             own = self.__dict__
             own.update(self._plain)
             for f, factory in self._factories:
-                if f not in kw:
+                if f not in given:
                     own[f] = factory.make()
-            own.update(kw)
+            own.update(given)
             return
         name = type(self).__name__
         if len(args) > len(self._fields):

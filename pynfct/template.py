@@ -8,20 +8,24 @@ the ``nfct_set_attr_*`` calls conntrack makes, so filtering is decided by the sa
 """
 from __future__ import annotations
 
-from _nfct.constants import CT_COMPARISON, Attr, Cmd, Opt, Out, Table
-
+from . import _ints
 from .record import Factory, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Optional, Set, Tuple, Union
 
+    from _nfct.constants import CT_COMPARISON as CT_COMPARISON, Attr as Attr, Cmd as Cmd, Opt as Opt, \
+        Out as Out, Table as Table
+
     AttrValue = Union[int, bytes, str, Set[int]]
 
 __all__ = ["Cmd", "Opt", "Out", "Table", "CT_COMPARISON", "Template", "Command"]
 
 # Cmd, Opt, Out, Table and CT_COMPARISON (conntrack-tools' struct ct_cmd bits) are defined in
-# _nfct.constants, which the C layer reads them from; these are the same objects.
+# _nfct.constants, which the C layer reads them from; these are the same objects, made on first use
+# (see __getattr__ below). A Command's fields hold plain ints when the command line made it (pynfct._ints)
+# and the enums' members when the library did: they compare and hash the same.
 
 
 class Template(Record):
@@ -46,13 +50,29 @@ class Template(Record):
 class Command(Record):
     """conntrack's struct ct_cmd after do_parse()."""
 
-    command: Cmd = Cmd.NONE
-    options: Opt = Opt(0)
+    command: Cmd = _ints.Cmd.NONE
+    options: Opt = _ints.Opt(0)
     family: int = 0           # AF_UNSPEC, AF_INET or AF_INET6
-    table: Table = Table.CONNTRACK
+    table: Table = _ints.Table.CONNTRACK
     protonum: int = 0
     event_mask: int = 0       # CT_EVENT_F_* bits of -e
-    output: Out = Out(0)
+    output: Out = _ints.Out(0)
     socketbuffersize: int = 0
     labelmap_path: Optional[str] = None
     tmpl: Template = Factory(Template)
+
+
+_ENUMS = ("Cmd", "Opt", "Out", "Table", "CT_COMPARISON", "Attr")
+
+if not TYPE_CHECKING:
+    def __getattr__(name):
+        """The enums, from _nfct.constants on first use: the command line's start does without them."""
+        if name not in _ENUMS:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import _nfct.constants
+        value = getattr(_nfct.constants, name)
+        globals()[name] = value
+        return value
+
+    def __dir__():
+        return sorted(set(globals()) | set(_ENUMS))

@@ -7,8 +7,7 @@ as the kernel hands it to a C program) and reproduce glibc's behaviour on x86-64
 """
 from __future__ import annotations
 
-# _socket, not socket: the C functions are all this needs, and socket.py costs ~3 ms of every start.
-import _socket as socket
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,14 +97,20 @@ def atol(s: bytes) -> int:
     return strtol(s, 10)[0]
 
 
+# htons/htonl without the _socket extension module (loading it costs a start ~0.4 ms)
+_SWAP = sys.byteorder == "little"
+
+
 def htons(v: int) -> int:
     """htons() of the value converted to uint16_t, on this host's byte order."""
-    return socket.htons(v & 0xFFFF)
+    v &= 0xFFFF
+    return int.from_bytes(v.to_bytes(2, "big"), "little") if _SWAP else v
 
 
 def htonl(v: int) -> int:
     """htonl() of the value converted to uint32_t, on this host's byte order."""
-    return socket.htonl(v & 0xFFFFFFFF)
+    v &= 0xFFFFFFFF
+    return int.from_bytes(v.to_bytes(4, "big"), "little") if _SWAP else v
 
 
 def inet_aton(cp: bytes) -> Optional[bytes]:
@@ -144,8 +149,10 @@ def inet_pton6(cp: bytes) -> Optional[bytes]:
         text = cp.decode("ascii")
     except UnicodeDecodeError:
         return None  # glibc only accepts hex digits, ':' and '.'
+    # _socket, not socket: the C function is all this needs, and socket.py costs ~3 ms
+    import _socket
     try:
-        return socket.inet_pton(socket.AF_INET6, text)
+        return _socket.inet_pton(_socket.AF_INET6, text)
     except (OSError, ValueError):
         return None
 

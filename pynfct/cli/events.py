@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Optional
 
-from ..errors import NfctError
-from ..template import Cmd, Command, Opt, Out
+from _nfct.errors import NfctError
+from .._ints import Cmd, Opt, Out
+from ..template import Command
 from .errors import PYNFCT_PREFIX as PREFIX
 from .io import Failure, err, out
 

@@ -12,12 +12,13 @@ from . import options as O
 _TABLES = "Tables: conntrack, expect, dying, unconfirmed\n"
 
 
-def _section(section: O.Section, extended: bool) -> str:
+def _section(section: str, extended: bool) -> str:
+    """The lines of one O.Section, under its heading."""
     lines = sorted((o.help for o in O.OPTIONS
-                    if o.help is not None and o.help.section is section
+                    if o.help is not None and o.help.section == section
                     and (extended or not o.help.extension)),
                    key=lambda h: h.order)
-    return section.value + "".join(h.text for h in lines)
+    return section + "".join(h.text for h in lines)
 
 
 def usage(prog: str = "pynfct", version: Optional[str] = None, *, extended: bool = False) -> str:
@@ -61,7 +62,7 @@ def proto_help(proto: Union[str, Command], protonum: Optional[int] = None) -> st
     if isinstance(proto, Command):
         protonum = proto.protonum
         proto = getattr(proto, "proto_name", None) or "unknown"
-    h = O.PROTOCOL_BY_NAME[proto]
+    h = O.protocol(proto)
     name = h.name
     if h is O.UNKNOWN and protonum is not None:
         name = _protocol_name_by_number(protonum) or h.name
@@ -71,7 +72,7 @@ def proto_help(proto: Union[str, Command], protonum: Optional[int] = None) -> st
 def help_text(cmd: Command, prog: str = "pynfct", version: Optional[str] = None, *,
               extended: bool = False) -> str:
     """Everything ``conntrack -h [-p PROTO]`` prints on stdout for this parsed command."""
-    from ..template import Opt
+    from .._ints import Opt
     text = usage(prog, version, extended=extended)
     if cmd.options & Opt.PROTO:
         text += proto_help(cmd)

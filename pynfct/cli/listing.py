@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
-from ..template import Cmd, Command, Opt, Out, Table
-from ..errors import NfctError
+from .._ints import Cmd, Opt, Out, Table
+from ..template import Command
+from _nfct.errors import NfctError
 from .io import Failure, err, out
 
 TYPE_CHECKING = False

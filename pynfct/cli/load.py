@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     #: what pass 1 finds at the end of the file: the -o flags and the label map path in force
     Final = Tuple[Out, Optional[str]]
 
-from ..errors import NfctError
+from _nfct.errors import NfctError
 from ..record import Factory, Record
-from ..template import Cmd, Out
+from .._ints import Cmd, Out
 from . import options as O
 from .errors import OTHER_PROBLEM, UsageError
 from .parse import FILE_COMMANDS, _FILE_CMD_TEXT, _dec, _new_state, _parse_one, split_line
@@ -265,7 +265,7 @@ def _fix_handler(state: _State, loader: Loader) -> None:
     # conntrack keeps the last -p's protocol handler across lines; the C parser only reads lines with -p
     proto = loader.proto
     if proto is not None:
-        state.h = O.PROTOCOL_BY_NAME[proto]
+        state.h = O.protocol(proto)
 
 
 def _run_line(cmd: CliCommand, result: LoadResult, out_fd: int, nsfd: int, cli: bool, stop_on_delete_failure: bool) -> None:
@@ -294,7 +294,7 @@ def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[
     in order and the first failing one raises (NfctError; the creates pipelined after it are undone).
     Returns a WriteResult: entries created, updated and deleted, and the Failures of -U/-D lines."""
     import tempfile
-    from ..errors import ParameterError, from_errno
+    from _nfct.errors import ParameterError, from_errno
     from ..result import Failure, WriteResult
     spool = None
     if isinstance(source, (str, bytes, os.PathLike)):

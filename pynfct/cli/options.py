@@ -7,8 +7,8 @@ Everything the parser, the getopt emulation, the legality checks and the help te
   name the first long option with a given value).
 * :data:`COMMANDS_V_OPTIONS` -- the commands x options legality matrix (0 illegal, 1 compulsory,
   2 optional, 3 "see the address pairs"), one column per option bit (``Opt``).
-* :data:`PROTOCOLS` -- the protocol extensions (proto-*.c): their long options, which are merged into the
-  table only after ``-p PROTO``, their own legality matrices and help text.
+* :func:`protocol` -- the protocol extensions (proto-*.c), made when named: their long options, which
+  are merged into the table only after ``-p PROTO``, their own legality matrices and help text.
 * the keyword lists of ``-u``, ``-e`` and ``-o``.
 
 ``--labelmap PATH`` (conntrack 1.4.9) is included as column 29 with 1.4.9's legality; it has no short
@@ -16,28 +16,26 @@ option here (1.4.9 also added ``-M``) so that every 1.4.7 command line parses th
 """
 from __future__ import annotations
 
-import enum
 from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+    from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..attrs import Attr
-from ..template import Cmd, Opt, Out
+from .._ints import Attr, Cmd, Opt, Out
 from .getopt import LongOption
 
 
-class ArgKind(enum.IntEnum):
-    """getopt's has_arg."""
+class ArgKind:
+    """getopt's has_arg (plain ints: an enum class costs start-up time, see pynfct._ints)."""
 
     NONE = 0
     REQUIRED = 1
     OPTIONAL = 2
 
 
-class Section(enum.Enum):
-    """Where an option's line goes in the usage text (conntrack's usage_* strings)."""
+class Section:
+    """Where an option's line goes in the usage text (conntrack's usage_* strings): each is its heading."""
 
     COMMANDS = "Commands:\n"
     CONNTRACK = "Conntrack parameters and options:\n"
@@ -46,32 +44,91 @@ class Section(enum.Enum):
     COMMON = "Common parameters and options:\n"
 
 
-class HelpLine(Record, frozen=True):
-    section: Section
+class HelpLine:
+    """One line of the usage text, equal by value; never changed.
+
+    A class with __slots__ rather than a Record: only -h reads these, and every start makes some 35.
+    """
+
+    __slots__ = ("section", "order", "text", "extension")
+    section: str      # a Section heading
     order: int        # position inside the section
     text: str         # the exact line, with conntrack's tabs
-    extension: bool = False   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
+    extension: bool   # pynfct/1.4.9 addition: left out of the conntrack 1.4.7 usage text
+
+    def __init__(self, section: str, order: int, text: str, extension: bool = False) -> None:
+        self.section = section
+        self.order = order
+        self.text = text
+        self.extension = extension
+
+    def _values(self) -> Tuple[str, int, str, bool]:
+        return (self.section, self.order, self.text, self.extension)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not HelpLine:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "HelpLine(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values())) + ")"
 
 
-class OptionSpec(Record, frozen=True):
-    """One option of the conntrack command line.
+class OptionSpec:
+    """One option of the conntrack command line, equal by value; never changed.
 
     ``val`` is what getopt returns for it (the short letter, or an unused character for long-only
     options).  Commands carry ``command`` = (command on the conntrack table, command on the expectation
     table or NONE).  Options carry the ``Opt`` bit they set; its bit number is the option's column in
     :data:`COMMANDS_V_OPTIONS` and ``optflag`` is the name used in "Illegal option `--%s'" messages.
+
+    A class with __slots__ rather than a Record: every start makes some 45 (as Records, ~0.1 ms more).
     """
 
+    __slots__ = ("key", "names", "short", "arg", "short_arg", "opt", "optflag", "command", "help",
+                 "long_only_val")
     key: str
     names: Tuple[str, ...]
     short: Optional[str]
-    arg: ArgKind
-    short_arg: Optional[ArgKind] = None     # when -X differs from --long (only -i/--id)
-    opt: Optional[Opt] = None
-    optflag: Optional[str] = None
-    command: Optional[Tuple[Cmd, Cmd]] = None
-    help: Optional[HelpLine] = None
-    long_only_val: Optional[str] = None     # getopt value of a long-only option
+    arg: int                                # ArgKind
+    short_arg: Optional[int]                # ArgKind, when -X differs from --long (only -i/--id)
+    opt: Optional[Opt]
+    optflag: Optional[str]
+    command: Optional[Tuple[Cmd, Cmd]]
+    help: Optional[HelpLine]
+    long_only_val: Optional[str]            # getopt value of a long-only option
+
+    def __init__(self, key: str, names: Tuple[str, ...], short: Optional[str], arg: int,
+                 short_arg: Optional[int] = None, opt: Optional[Opt] = None, optflag: Optional[str] = None,
+                 command: Optional[Tuple[Cmd, Cmd]] = None, help: Optional[HelpLine] = None,
+                 long_only_val: Optional[str] = None) -> None:
+        self.key = key
+        self.names = names
+        self.short = short
+        self.arg = arg
+        self.short_arg = short_arg
+        self.opt = opt
+        self.optflag = optflag
+        self.command = command
+        self.help = help
+        self.long_only_val = long_only_val
+
+    def _values(self) -> Tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OptionSpec:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "OptionSpec(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values())) + ")"
 
     @property
     def val(self) -> int:
@@ -84,7 +141,7 @@ class OptionSpec(Record, frozen=True):
         return None if self.opt is None else self.opt.bit_length() - 1
 
     @property
-    def short_kind(self) -> ArgKind:
+    def short_kind(self) -> int:
         return self.short_arg if self.short_arg is not None else self.arg
 
 
@@ -96,14 +153,14 @@ _C, _T, _E, _U, _M = Section.COMMANDS, Section.CONNTRACK, Section.EXPECTATION, S
     Section.COMMON
 
 
-def _cmd(key: str, short: str, ct: Cmd, exp: Cmd, arg: ArgKind = ArgKind.OPTIONAL,
+def _cmd(key: str, short: str, ct: Cmd, exp: Cmd, arg: int = ArgKind.OPTIONAL,
          help: Optional[HelpLine] = None) -> OptionSpec:
     return OptionSpec(key, (key,), short, arg, command=(ct, exp), help=help)
 
 
 def _opt(names: Union[str, Tuple[str, ...]], short: str, opt: Opt, optflag: str,
-         arg: ArgKind = ArgKind.REQUIRED, help: Optional[HelpLine] = None,
-         short_arg: Optional[ArgKind] = None) -> OptionSpec:
+         arg: int = ArgKind.REQUIRED, help: Optional[HelpLine] = None,
+         short_arg: Optional[int] = None) -> OptionSpec:
     if isinstance(names, str):
         names = (names,)
     return OptionSpec(names[0], tuple(names), short, arg, short_arg=short_arg, opt=opt, optflag=optflag,
@@ -217,7 +274,7 @@ GETOPT_STR: str = _build_optstring()
 
 #: the long options before any ``-p`` (conntrack's original_opts)
 BASE_LONGOPTS: Tuple[LongOption, ...] = tuple(
-    LongOption(name.encode(), int(o.arg), o.val) for o in OPTIONS for name in o.names)
+    LongOption(name.encode(), o.arg, o.val) for o in OPTIONS for name in o.names)
 
 
 def _optflags() -> Tuple[Optional[str], ...]:
@@ -392,25 +449,27 @@ IP_CT_TCP_FLAG_BE_LIBERAL = 0x08
 
 _o = ord
 
-TCP = ProtoHandler(
-    name="tcp", protonum=IPPROTO_TCP,
-    longopts=(("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
-              ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
-              ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")), ("state", _o("7")),
-              ("tuple-port-src", _o("8")), ("tuple-port-dst", _o("9"))),
-    actions={**_port_actions((_o("1"), _o("2"), _o("3"), _o("4"), _o("5"), _o("6"), _o("8"), _o("9"), 7),
-                             "port"),
-             _o("7"): ProtoAction(1 << 6, "tcp_state", "ct", Attr.TCP_STATE)},
-    num_opts=10,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst"),
-    matrix={Cmd.CT_LIST: "222200200", Cmd.CT_CREATE: "333300100", Cmd.CT_UPDATE: "222200200",
-            Cmd.CT_DELETE: "222200200", Cmd.CT_GET: "333300200", Cmd.CT_EVENT: "222200200",
-            Cmd.EXP_CREATE: "110011011", Cmd.EXP_DELETE: "111100000", Cmd.EXP_GET: "111100000",
-            Cmd.CT_ADD: "333300100"},
-    valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
-    help=_PORT_HELP + "  --state\t\t\tTCP state, fe. ESTABLISHED\n",
-    states=_TCP_STATES, final="tcp")
+
+def _make_tcp() -> ProtoHandler:
+    return ProtoHandler(
+        name="tcp", protonum=IPPROTO_TCP,
+        longopts=(("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
+                  ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
+                  ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")), ("state", _o("7")),
+                  ("tuple-port-src", _o("8")), ("tuple-port-dst", _o("9"))),
+        actions={**_port_actions((_o("1"), _o("2"), _o("3"), _o("4"), _o("5"), _o("6"), _o("8"), _o("9"), 7),
+                                 "port"),
+                 _o("7"): ProtoAction(1 << 6, "tcp_state", "ct", Attr.TCP_STATE)},
+        num_opts=10,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst"),
+        matrix={Cmd.CT_LIST: "222200200", Cmd.CT_CREATE: "333300100", Cmd.CT_UPDATE: "222200200",
+                Cmd.CT_DELETE: "222200200", Cmd.CT_GET: "333300200", Cmd.CT_EVENT: "222200200",
+                Cmd.EXP_CREATE: "110011011", Cmd.EXP_DELETE: "111100000", Cmd.EXP_GET: "111100000",
+                Cmd.CT_ADD: "333300100"},
+        valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
+        help=_PORT_HELP + "  --state\t\t\tTCP state, fe. ESTABLISHED\n",
+        states=_TCP_STATES, final="tcp")
 
 _UDP_LONGOPTS = (("orig-port-src", _o("1")), ("sport", _o("1")), ("orig-port-dst", _o("2")),
                  ("dport", _o("2")), ("reply-port-src", _o("3")), ("reply-port-dst", _o("4")),
@@ -423,69 +482,77 @@ _UDP_MATRIX = {Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE
 _UDP_FLAGS = ("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
               "tuple-port-src", "tuple-port-dst")
 
-UDP = ProtoHandler(
-    name="udp", protonum=IPPROTO_UDP, longopts=_UDP_LONGOPTS,
-    actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
-    num_opts=9, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
-    partial_msgs=_PORT_MSGS, help=_PORT_HELP)
 
-UDPLITE = ProtoHandler(
-    name="udplite", protonum=IPPROTO_UDPLITE,
-    longopts=(("orig-port-src", _o("1")), ("orig-port-dst", _o("2")), ("reply-port-src", _o("3")),
-              ("reply-port-dst", _o("4")), ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")),
-              ("tuple-port-src", _o("7")), ("tuple-port-dst", _o("8")), ("sport", _o("1")),
-              ("dport", _o("2"))),
-    actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
-    num_opts=11, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
-    partial_msgs=_PORT_MSGS, help=_PORT_HELP)
+def _make_udp() -> ProtoHandler:
+    return ProtoHandler(
+        name="udp", protonum=IPPROTO_UDP, longopts=_UDP_LONGOPTS,
+        actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
+        num_opts=9, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
+        partial_msgs=_PORT_MSGS, help=_PORT_HELP)
 
-SCTP = ProtoHandler(
-    name="sctp", protonum=IPPROTO_SCTP,
-    longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
-              ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
-              ("tuple-port-dst", 9), ("orig-vtag", 10), ("reply-vtag", 11), ("sport", 1),
-              ("dport", 2)),
-    actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
-             7: ProtoAction(1 << 6, "sctp_state", "ct", Attr.SCTP_STATE),
-             10: ProtoAction(1 << 9, "vtag", "ct", Attr.SCTP_VTAG_ORIG),
-             11: ProtoAction(1 << 10, "vtag", "ct", Attr.SCTP_VTAG_REPL)},
-    num_opts=14,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"),
-    matrix={Cmd.CT_LIST: "22220020000", Cmd.CT_CREATE: "33330010011", Cmd.CT_UPDATE: "22220020022",
-            Cmd.CT_DELETE: "22220020000", Cmd.CT_GET: "33330020022", Cmd.CT_EVENT: "22220020000",
-            Cmd.EXP_CREATE: "11001101111", Cmd.EXP_DELETE: "11110000000",
-            Cmd.EXP_GET: "11110000000", Cmd.CT_ADD: "33330010011"},
-    valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
-    help=_PORT_HELP + "  --state\t\t\tSCTP state, fe. ESTABLISHED\n"
-                      "  --orig-vtag\t\toriginal verification tag\n"
-                      "  --reply-vtag\t\treply verification tag\n",
-    # SCTP_CONNTRACK_MAX is 10 but conntrack names only 8 states: an unknown name makes conntrack
-    # strcmp() against NULL and crash; pynfct reports "unknown SCTP state" instead.
-    states=("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
-            "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"))
 
-DCCP = ProtoHandler(
-    name="dccp", protonum=IPPROTO_DCCP,
-    longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
-              ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
-              ("tuple-port-dst", 9), ("sport", 1), ("dport", 2), ("role", 10)),
-    actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
-             7: ProtoAction(1 << 6, "dccp_state", "ct", Attr.DCCP_STATE),
-             10: ProtoAction(1 << 9, "dccp_role", "ct", Attr.DCCP_ROLE)},
-    num_opts=13,
-    optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
-              "state", "tuple-port-src", "tuple-port-dst", "role"),
-    matrix={Cmd.CT_LIST: "2222002000", Cmd.CT_CREATE: "3333001001", Cmd.CT_UPDATE: "2222002000",
-            Cmd.CT_DELETE: "2222002000", Cmd.CT_GET: "3333002000", Cmd.CT_EVENT: "2222002000",
-            Cmd.EXP_CREATE: "1100110111", Cmd.EXP_DELETE: "1111000000", Cmd.EXP_GET: "1111000000",
-            Cmd.CT_ADD: "3333001001"},
-    valid_flags=(0b11, 0b1100),
-    partial_msgs=("you have to specify `--sport' and `--dport'",
-                  "you have to specify `--reply-port-src' and `--report-port-dst'"),
-    help=_PORT_HELP + "  --state\t\t\tDCCP state, fe. RESPOND\n",
-    states=("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
-            "IGNORE", "INVALID"))
+def _make_udplite() -> ProtoHandler:
+    return ProtoHandler(
+        name="udplite", protonum=IPPROTO_UDPLITE,
+        longopts=(("orig-port-src", _o("1")), ("orig-port-dst", _o("2")), ("reply-port-src", _o("3")),
+                  ("reply-port-dst", _o("4")), ("mask-port-src", _o("5")), ("mask-port-dst", _o("6")),
+                  ("tuple-port-src", _o("7")), ("tuple-port-dst", _o("8")), ("sport", _o("1")),
+                  ("dport", _o("2"))),
+        actions=_port_actions(tuple(_o(c) for c in "12345678") + (6,), "proto"),
+        num_opts=11, optflags=_UDP_FLAGS, matrix=_UDP_MATRIX, valid_flags=(0b11, 0b1100),
+        partial_msgs=_PORT_MSGS, help=_PORT_HELP)
+
+
+def _make_sctp() -> ProtoHandler:
+    return ProtoHandler(
+        name="sctp", protonum=IPPROTO_SCTP,
+        longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
+                  ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
+                  ("tuple-port-dst", 9), ("orig-vtag", 10), ("reply-vtag", 11), ("sport", 1),
+                  ("dport", 2)),
+        actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
+                 7: ProtoAction(1 << 6, "sctp_state", "ct", Attr.SCTP_STATE),
+                 10: ProtoAction(1 << 9, "vtag", "ct", Attr.SCTP_VTAG_ORIG),
+                 11: ProtoAction(1 << 10, "vtag", "ct", Attr.SCTP_VTAG_REPL)},
+        num_opts=14,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"),
+        matrix={Cmd.CT_LIST: "22220020000", Cmd.CT_CREATE: "33330010011", Cmd.CT_UPDATE: "22220020022",
+                Cmd.CT_DELETE: "22220020000", Cmd.CT_GET: "33330020022", Cmd.CT_EVENT: "22220020000",
+                Cmd.EXP_CREATE: "11001101111", Cmd.EXP_DELETE: "11110000000",
+                Cmd.EXP_GET: "11110000000", Cmd.CT_ADD: "33330010011"},
+        valid_flags=(0b11, 0b1100), partial_msgs=_PORT_MSGS,
+        help=_PORT_HELP + "  --state\t\t\tSCTP state, fe. ESTABLISHED\n"
+                          "  --orig-vtag\t\toriginal verification tag\n"
+                          "  --reply-vtag\t\treply verification tag\n",
+        # SCTP_CONNTRACK_MAX is 10 but conntrack names only 8 states: an unknown name makes conntrack
+        # strcmp() against NULL and crash; pynfct reports "unknown SCTP state" instead.
+        states=("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
+                "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"))
+
+
+def _make_dccp() -> ProtoHandler:
+    return ProtoHandler(
+        name="dccp", protonum=IPPROTO_DCCP,
+        longopts=(("orig-port-src", 1), ("orig-port-dst", 2), ("reply-port-src", 3), ("reply-port-dst", 4),
+                  ("mask-port-src", 5), ("mask-port-dst", 6), ("state", 7), ("tuple-port-src", 8),
+                  ("tuple-port-dst", 9), ("sport", 1), ("dport", 2), ("role", 10)),
+        actions={**_port_actions((1, 2, 3, 4, 5, 6, 8, 9, 7), "port"),
+                 7: ProtoAction(1 << 6, "dccp_state", "ct", Attr.DCCP_STATE),
+                 10: ProtoAction(1 << 9, "dccp_role", "ct", Attr.DCCP_ROLE)},
+        num_opts=13,
+        optflags=("sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst",
+                  "state", "tuple-port-src", "tuple-port-dst", "role"),
+        matrix={Cmd.CT_LIST: "2222002000", Cmd.CT_CREATE: "3333001001", Cmd.CT_UPDATE: "2222002000",
+                Cmd.CT_DELETE: "2222002000", Cmd.CT_GET: "3333002000", Cmd.CT_EVENT: "2222002000",
+                Cmd.EXP_CREATE: "1100110111", Cmd.EXP_DELETE: "1111000000", Cmd.EXP_GET: "1111000000",
+                Cmd.CT_ADD: "3333001001"},
+        valid_flags=(0b11, 0b1100),
+        partial_msgs=("you have to specify `--sport' and `--dport'",
+                      "you have to specify `--reply-port-src' and `--report-port-dst'"),
+        help=_PORT_HELP + "  --state\t\t\tDCCP state, fe. RESPOND\n",
+        states=("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
+                "IGNORE", "INVALID"))
 DCCP_ROLES = ((b"client", 0), (b"server", 1))
 
 _ICMP_MATRIX = {Cmd.CT_LIST: "222", Cmd.CT_CREATE: "112", Cmd.CT_UPDATE: "222", Cmd.CT_DELETE: "222",
@@ -506,8 +573,12 @@ def _icmp(name: str, num: int, prefix: str) -> ProtoHandler:
               f"  --{prefix}-id\t\t\t{prefix} id\n"))
 
 
-ICMP = _icmp("icmp", IPPROTO_ICMP, "icmp")
-ICMPV6 = _icmp("icmpv6", IPPROTO_ICMPV6, "icmpv6")
+def _make_icmp() -> ProtoHandler:
+    return _icmp("icmp", IPPROTO_ICMP, "icmp")
+
+
+def _make_icmpv6() -> ProtoHandler:
+    return _icmp("icmpv6", IPPROTO_ICMPV6, "icmpv6")
 
 
 def _gre_actions() -> Dict[int, ProtoAction]:
@@ -524,42 +595,78 @@ def _gre_actions() -> Dict[int, ProtoAction]:
     }
 
 
-GRE = ProtoHandler(
-    name="gre", protonum=IPPROTO_GRE,
-    longopts=(("orig-key-src", _o("1")), ("srckey", _o("1")), ("orig-key-dst", _o("2")),
-              ("dstkey", _o("2")), ("reply-key-src", _o("3")), ("reply-key-dst", _o("4")),
-              ("mask-key-src", _o("5")), ("mask-key-dst", _o("6")), ("tuple-key-src", _o("7")),
-              ("tuple-key-dst", _o("8"))),
-    actions=_gre_actions(),
-    num_opts=11,
-    optflags=("srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst",
-              "tuple-key-src", "tuple-key-dst"),
-    matrix={Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE: "22220000",
-            Cmd.CT_DELETE: "22220000", Cmd.CT_GET: "33330000", Cmd.CT_EVENT: "22220000",
-            Cmd.EXP_CREATE: "11111111", Cmd.EXP_DELETE: "11110000", Cmd.EXP_GET: "11110000",
-            Cmd.CT_ADD: "33330000"},
-    valid_flags=(0b11, 0b1100),
-    partial_msgs=("you have to specify `--srckey' and `--dstkey'",
-                  "you have to specify `--reply-src-key' and `--reply-dst-key'"),
-    help=("  --orig-key-src\t\toriginal source key\n"
-          "  --orig-key-dst\t\toriginal destination key\n"
-          "  --reply-key-src\t\treply source key\n"
-          "  --reply-key-dst\t\treply destination key\n"
-          "  --mask-key-src\t\tmask source key\n"
-          "  --mask-key-dst\t\tmask destination key\n"
-          "  --tuple-key-src\t\texpectation tuple src key\n"
-          "  --tuple-key-src\t\texpectation tuple dst key\n"))
+def _make_gre() -> ProtoHandler:
+    return ProtoHandler(
+        name="gre", protonum=IPPROTO_GRE,
+        longopts=(("orig-key-src", _o("1")), ("srckey", _o("1")), ("orig-key-dst", _o("2")),
+                  ("dstkey", _o("2")), ("reply-key-src", _o("3")), ("reply-key-dst", _o("4")),
+                  ("mask-key-src", _o("5")), ("mask-key-dst", _o("6")), ("tuple-key-src", _o("7")),
+                  ("tuple-key-dst", _o("8"))),
+        actions=_gre_actions(),
+        num_opts=11,
+        optflags=("srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst",
+                  "tuple-key-src", "tuple-key-dst"),
+        matrix={Cmd.CT_LIST: "22220000", Cmd.CT_CREATE: "33330000", Cmd.CT_UPDATE: "22220000",
+                Cmd.CT_DELETE: "22220000", Cmd.CT_GET: "33330000", Cmd.CT_EVENT: "22220000",
+                Cmd.EXP_CREATE: "11111111", Cmd.EXP_DELETE: "11110000", Cmd.EXP_GET: "11110000",
+                Cmd.CT_ADD: "33330000"},
+        valid_flags=(0b11, 0b1100),
+        partial_msgs=("you have to specify `--srckey' and `--dstkey'",
+                      "you have to specify `--reply-src-key' and `--reply-dst-key'"),
+        help=("  --orig-key-src\t\toriginal source key\n"
+              "  --orig-key-dst\t\toriginal destination key\n"
+              "  --reply-key-src\t\treply source key\n"
+              "  --reply-key-dst\t\treply destination key\n"
+              "  --mask-key-src\t\tmask source key\n"
+              "  --mask-key-dst\t\tmask destination key\n"
+              "  --tuple-key-src\t\texpectation tuple src key\n"
+              "  --tuple-key-src\t\texpectation tuple dst key\n"))
 
 #: any other protocol (by /etc/protocols name or number): no options
 UNKNOWN = ProtoHandler(
     name="unknown", protonum=0, longopts=(), actions={}, num_opts=0, optflags=(), matrix={},
     valid_flags=None, partial_msgs=None, help="  no options (unsupported)\n", final="unknown")
 
-#: the registered extensions in conntrack's list order (register_proto() adds at the head)
-PROTOCOLS: Tuple[ProtoHandler, ...] = (GRE, ICMPV6, ICMP, DCCP, SCTP, UDPLITE, UDP, TCP)
-PROTOCOL_BY_NAME: Dict[str, ProtoHandler] = {p.name: p for p in PROTOCOLS + (UNKNOWN,)}
+#: the registered extensions' names in conntrack's list order (register_proto() adds at the head)
+PROTOCOL_NAMES: Tuple[str, ...] = ("gre", "icmpv6", "icmp", "dccp", "sctp", "udplite", "udp", "tcp")
+#: their protocol numbers (ProtoHandler.protonum), to find one by number without making them all
+PROTOCOL_NUMBERS: Dict[str, int] = {"gre": IPPROTO_GRE, "icmpv6": IPPROTO_ICMPV6, "icmp": IPPROTO_ICMP,
+                                    "dccp": IPPROTO_DCCP, "sctp": IPPROTO_SCTP, "udplite": IPPROTO_UDPLITE,
+                                    "udp": IPPROTO_UDP, "tcp": IPPROTO_TCP}
+
+# An extension's handler is made when a command line names it: making all eight at every start
+# costs ~0.3 ms of every call, and a call names one at most.
+_MAKERS: Dict[str, Callable[[], ProtoHandler]] = {
+    "gre": _make_gre, "icmpv6": _make_icmpv6, "icmp": _make_icmp, "dccp": _make_dccp, "sctp": _make_sctp,
+    "udplite": _make_udplite, "udp": _make_udp, "tcp": _make_tcp}
+_HANDLERS: Dict[str, ProtoHandler] = {"unknown": UNKNOWN}
+
+
+def protocol(name: str) -> ProtoHandler:
+    """The extension called ``name`` (one of PROTOCOL_NAMES, or "unknown")."""
+    h = _HANDLERS.get(name)
+    if h is None:
+        h = _HANDLERS.setdefault(name, _MAKERS[name]())
+    return h
+
+
+def protocols() -> Tuple[ProtoHandler, ...]:
+    """All registered extensions, in conntrack's list order (without UNKNOWN)."""
+    return tuple(protocol(name) for name in PROTOCOL_NAMES)
+
+
+if not TYPE_CHECKING:
+    def __getattr__(name):
+        """TCP, UDP, ..., PROTOCOLS and PROTOCOL_BY_NAME, made on first use."""
+        if name == "PROTOCOLS":
+            return protocols()
+        if name == "PROTOCOL_BY_NAME":
+            return {h.name: h for h in protocols() + (UNKNOWN,)}
+        if name.lower() in _MAKERS and name.isupper():
+            return protocol(name.lower())
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def proto_longopts(h: ProtoHandler, offset: int) -> Sequence[LongOption]:
     """The extension's options as merge_options() adds them: val + offset, all with a required arg."""
-    return tuple(LongOption(name.encode(), int(ArgKind.REQUIRED), val + offset) for name, val in h.longopts)
+    return tuple(LongOption(name.encode(), ArgKind.REQUIRED, val + offset) for name, val in h.longopts)

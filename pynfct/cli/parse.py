@@ -17,8 +17,6 @@ State that conntrack keeps in globals across the lines of a ``-R`` file (the las
 from __future__ import annotations
 
 import os
-# _socket, not socket: getprotobyname and the AF_ numbers are all this needs, and socket.py costs ~3 ms of every start.
-import _socket as socket
 import sys
 from ..record import Record
 
@@ -32,8 +30,8 @@ if TYPE_CHECKING:
     #: a template object: Template.ct, .mask or .exptuple
     AttrDict = Dict[Attr, AttrValue]
 
-from ..attrs import ATTR_KIND, Attr
-from ..template import CT_COMPARISON, Cmd, Command, Opt, Out, Table
+from .._ints import ATTR_KIND, CT_COMPARISON, Attr, Cmd, Opt, Out, Table
+from ..template import Command
 from . import options as O
 from ._libc import atoi, atol, htonl, htons, inet_aton, inet_pton6, strncasecmp_prefix, strtol, strtoul, \
     to_int32
@@ -43,9 +41,10 @@ from .getopt import Getopt
 __all__ = ["CliCommand", "parse", "parse_file", "parse_args", "load_labelmap", "filter_init",
            "precommand_check", "cmd_index", "DEFAULT_CONNLABEL_CONF", "ATTR_EXP_TIMEOUT"]
 
+# Linux's numbers (linux/socket.h), as _nfct's C code has them
 AF_UNSPEC = 0
-AF_INET = int(socket.AF_INET)
-AF_INET6 = int(socket.AF_INET6)
+AF_INET = 2
+AF_INET6 = 10
 
 DEFAULT_CONNLABEL_CONF = "/etc/xtables/connlabel.conf"
 
@@ -183,18 +182,22 @@ class _State(Record):
 
 
 def _findproto(name: bytes) -> Tuple[Optional[O.ProtoHandler], int]:
-    for h in O.PROTOCOLS:
-        if h.name.encode().lower() == name.lower():
+    lower = name.lower()
+    for proto in O.PROTOCOL_NAMES:
+        if proto.encode() == lower:
+            h = O.protocol(proto)
             return h, h.protonum
+    # _socket, not socket (socket.py costs ~3 ms), and only here: loading it costs a start ~0.4 ms
+    import _socket
     try:
-        return O.UNKNOWN, socket.getprotobyname(name.decode("utf-8"))
+        return O.UNKNOWN, _socket.getprotobyname(name.decode("utf-8"))
     except (OSError, UnicodeError, ValueError):
         pass
     val, end, _ = strtoul(name, 0)
     if end != 0 and end == len(name) and val <= O.IPPROTO_RAW:
-        for h in O.PROTOCOLS:
-            if h.protonum == val:
-                return h, val
+        for proto in O.PROTOCOL_NAMES:
+            if O.PROTOCOL_NUMBERS[proto] == val:
+                return O.protocol(proto), val
         return O.UNKNOWN, val
     return None, 0
 

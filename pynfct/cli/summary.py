@@ -12,7 +12,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-from ..template import Cmd, Command
+from .._ints import Cmd
+from ..template import Command
 from .parse import cmd_index
 
 # exit_msg[] of conntrack.c, by command

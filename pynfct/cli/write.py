@@ -10,8 +10,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, List, Optional
 
-from ..errors import NfctError, NfctExists
-from ..template import Cmd, Command, Out
+from _nfct.errors import NfctError, NfctExists
+from .._ints import Cmd, Out
+from ..template import Command
 from .errors import OTHER_PROBLEM, PYNFCT_PREFIX as PREFIX, UsageError
 from .io import Failure, err, out
 from .listing import _labelmap_for
