@@ -54,12 +54,18 @@ for py in "$@"; do
     rm -f "$DIST"/pynfct-"$version"-"$tag"-*.whl
     quiet auditwheel repair --strip -w "$DIST" "$whl"    # --strip: no debug info (~3 MB less)
     repaired=$(ls "$DIST"/pynfct-"$version"-"$tag"-*manylinux*.whl)
-    leftovers=$(python3 -m zipfile -l "$repaired" | awk '{print $1}' | grep -E '\.(c|o|pyx|h)$' || true)
+    members=$(python3 -m zipfile -l "$repaired" | awk 'NR > 1 {print $1}')
+    leftovers=$(grep -E '\.(c|o|pyx|h)$' <<<"$members" || true)
     if [ -n "$leftovers" ]; then
         echo "build-wheel: $repaired holds build sources or leftovers:" >&2
         echo "$leftovers" >&2
         exit 1
     fi
+    for must in pynfct/py.typed _nfct/py.typed _nfct/flow.pyi "pynfct-$version.dist-info/licenses/LICENSE"; do
+        grep -qxF "$must" <<<"$members" || { echo "build-wheel: $repaired lacks $must" >&2; exit 1; }
+    done
+    grep -q '^pynfct\.libs/libnetfilter_conntrack' <<<"$members" \
+        || { echo "build-wheel: $repaired bundles no libnetfilter_conntrack" >&2; exit 1; }
     echo "wheel: $repaired"
     auditwheel show "$repaired" | sed 's/^/    /'
 done
