@@ -3,11 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
-    conntrack nftables iproute2 iputils-ping kmod \
-    libnetfilter-conntrack-dev libmnl-dev pkg-config gcc libc6-dev python3-dev python3-venv >/dev/null
+bash scripts/install-deps.sh
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

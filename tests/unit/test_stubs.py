@@ -9,21 +9,35 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ALLOWLIST = os.path.join("_nfct", "stubtest-allowlist.txt")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ALLOWLIST = os.path.join(HERE, "stubtest-allowlist.txt")
 
 
 def _mypy(*args):
     assert importlib.util.find_spec("mypy") is not None, \
         "mypy is not installed: pip install -e '.[test]' (it is in the test extra)"
-    # The checkout first: mypy resolves _nfct and pynfct there (an editable install's finder is invisible
-    # to it), and stubtest imports the compiled modules built in place.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("_nfct")
+    assert spec is not None and spec.origin is not None, "_nfct is not importable"
+    if os.path.samefile(os.path.dirname(os.path.dirname(spec.origin)), ROOT):
+        # _nfct is this checkout's (built in place or installed editable): mypy must resolve _nfct and
+        # pynfct here (an editable install's finder is invisible to it), and stubtest imports the compiled
+        # modules built in place.
+        cwd = ROOT
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+    else:
+        # An installed wheel or sdist (these tests run from a copy outside the source tree): both come from
+        # site-packages, where the stubs and py.typed were installed with the modules.
+        cwd = HERE
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
 
 
-def test_stubtest_nfct():
-    r = _mypy("mypy.stubtest", "_nfct", "--allowlist", ALLOWLIST, "--mypy-config-file", os.devnull)
+def test_stubtest_nfct(tmp_path):
+    # No cache (stubtest has no --cache-dir): the tests also run as an unprivileged user, from a read-only copy.
+    config = tmp_path / "mypy.ini"
+    config.write_text(f"[mypy]\ncache_dir = {os.devnull}\n")
+    r = _mypy("mypy.stubtest", "_nfct", "--allowlist", ALLOWLIST, "--mypy-config-file", str(config))
     assert r.returncode == 0, f"stubtest exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
 
 

@@ -11,14 +11,18 @@ MISTAKES = os.path.join("tests", "typecheck", "mistakes.py")
 
 
 def _mypy(*args):
-    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", *args], cwd=REPO,
+    # From REPO: a checkout's pynfct is found there; a copy of tests/ outside any source tree (as CI runs
+    # them against an installed wheel) has no pynfct beside it, and mypy checks the installed one.
+    # No cache: the tests also run as an unprivileged user, from a read-only copy.
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
+                        *args], cwd=REPO,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert "No module named mypy" not in r.stdout, "mypy is a test dependency (pip install -e '.[test]')"
     return r
 
 
 def test_the_package_passes_mypy_strict():
-    r = _mypy("pynfct")
+    r = _mypy("-p", "pynfct")
     assert r.returncode == 0 and "Success:" in r.stdout, r.stdout
 
 
