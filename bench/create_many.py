@@ -135,7 +135,7 @@ def main() -> int:
                     if what == "load":
                         res, t, cpu = timed(lambda: load(ct, lines))
                     else:
-                        res, t, cpu = timed(lambda: ct.create_many(specs))
+                        res, t, cpu = timed(lambda s=specs: ct.create_many(s))
                     if int(res) != n or res.failures:
                         raise RuntimeError(f"{what}: {int(res)} of {n} created, failures {res.failures[:5]}")
                     rows[what].append((t, cpu))

@@ -18,7 +18,6 @@ enum with it, which the baseline then holds too) and with ``-S`` (no site: nothi
 in the baseline, so the check is strict whatever the environment).
 """
 import os
-import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 

@@ -14,7 +14,7 @@ from _nfct.format import LabelMap
 from _nfct.spec import spec_request
 from pynfct import FlowSpec
 from pynfct.status import Status
-from pynfct.values import DCCPRole, DCCPState, Proto, SCTPState, TCPState
+from pynfct.values import DCCPRole, DCCPState, SCTPState, TCPState
 
 LABELS = {"web": 1, "db": 5, "blue": 42, "top": 127}
 SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,7 +55,8 @@ def flowspecs(draw, names: bool = True):
     if draw(st.integers(0, 4)) == 0:
         fields["family"] = draw(st.sampled_from([2 if family == 4 else 10, "ipv4" if family == 4 else "ipv6"]))
     direction = draw(st.sampled_from(["orig", "reply", "both"]))
-    keys = (["src", "dst"] if direction != "reply" else []) + (["reply_src", "reply_dst"] if direction != "orig" else [])
+    keys = ((["src", "dst"] if direction != "reply" else [])
+            + (["reply_src", "reply_dst"] if direction != "orig" else []))
     for key in keys:
         fields[key] = _addr(draw, family)
     if proto in ("tcp", "udp", "udplite", "sctp", "dccp", "gre"):
