@@ -9,8 +9,11 @@ import sys
 
 import pytest
 
-NFCT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "_nfct")
-MODULES = sorted(m[:-4] for m in os.listdir(NFCT) if m.endswith(".pyx"))
+import _nfct
+
+# the extension modules of the _nfct that is imported (a checkout's build or an installed wheel)
+MODULES = sorted({m.split(".", 1)[0] for m in os.listdir(os.path.dirname(os.path.abspath(_nfct.__file__)))
+                  if m.endswith(".so")})
 DUNDERS = ("__iter__", "__next__", "__str__", "__repr__", "__len__", "__hash__", "__enter__", "__exit__",
            "__reduce__", "__eq__", "__bool__")
 
