@@ -21,7 +21,7 @@ TARGET = os.path.join(TESTS, "integration", "test_json.py")     # uses filled_ns
 
 
 def _pytest(path_dirs, ci: bool) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS", "PYNFCT_ROOT_FREE")}
     env["PATH"] = os.pathsep.join(path_dirs)
     if ci:
         env["CI"] = "true"
