@@ -107,6 +107,9 @@ cdef extern from "libnetfilter_conntrack/libnetfilter_conntrack.h" nogil:
         ATTR_MAX
 
     enum:
+        NFCT_HELPER_NAME_MAX
+
+    enum:
         NFCT_O_PLAIN
         NFCT_O_DEFAULT
         NFCT_O_XML

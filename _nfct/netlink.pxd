@@ -117,3 +117,48 @@ cdef extern from "<linux/netfilter/nf_conntrack_common.h>" nogil:
         IPS_HELPER
         IPS_OFFLOAD
         IPS_HW_OFFLOAD
+
+
+# The rest of the entry's attributes (nested ones too): what a pickled Flow and Flow.from_dict() write.
+cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
+    enum:
+        CTA_PROTOINFO
+        CTA_HELP
+        CTA_TIMEOUT
+        CTA_COUNTERS_ORIG
+        CTA_COUNTERS_REPLY
+        CTA_USE
+        CTA_TUPLE_MASTER
+        CTA_NAT_SEQ_ADJ_ORIG
+        CTA_NAT_SEQ_ADJ_REPLY
+        CTA_SECMARK
+        CTA_SECCTX
+        CTA_TIMESTAMP
+        CTA_LABELS
+        CTA_SYNPROXY
+        CTA_PROTOINFO_TCP
+        CTA_PROTOINFO_DCCP
+        CTA_PROTOINFO_SCTP
+        CTA_PROTOINFO_TCP_STATE
+        CTA_PROTOINFO_TCP_WSCALE_ORIGINAL
+        CTA_PROTOINFO_TCP_WSCALE_REPLY
+        CTA_PROTOINFO_TCP_FLAGS_ORIGINAL
+        CTA_PROTOINFO_TCP_FLAGS_REPLY
+        CTA_PROTOINFO_DCCP_STATE
+        CTA_PROTOINFO_DCCP_ROLE
+        CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ
+        CTA_PROTOINFO_SCTP_STATE
+        CTA_PROTOINFO_SCTP_VTAG_ORIGINAL
+        CTA_PROTOINFO_SCTP_VTAG_REPLY
+        CTA_COUNTERS_PACKETS
+        CTA_COUNTERS_BYTES
+        CTA_NAT_SEQ_CORRECTION_POS
+        CTA_NAT_SEQ_OFFSET_BEFORE
+        CTA_NAT_SEQ_OFFSET_AFTER
+        CTA_SECCTX_NAME
+        CTA_TIMESTAMP_START
+        CTA_TIMESTAMP_STOP
+        CTA_SYNPROXY_ISN
+        CTA_SYNPROXY_ITS
+        CTA_SYNPROXY_TSOFF
+        CTA_HELP_NAME
