@@ -324,21 +324,24 @@ def check_state(key: str, value: object, proto: Optional[int]) -> int:
     raise TypeError(f"{_show(key, value)}: a state is a {cls.__name__} or its name, not {type(value).__name__}")
 
 
+def _one_or_many(key: str, value: object, one: Tuple[type, ...], what: str) -> List[object]:
+    """One item of the types `one`, or an iterable of items (not a str's characters, nor the ints of
+    bytes, nor a mapping's keys, nor a bool or None): a list to check item by item."""
+    if isinstance(value, one) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, (bool, int, bytes, bytearray, dict)) and value is not None:
+        try:
+            items: List[object] = list(value)  # type: ignore[call-overload]
+            return items
+        except TypeError:
+            pass
+    raise TypeError(f"{_show(key, value)}: {what}, not {type(value).__name__}")
+
+
 def check_status(key: str, value: object, negation: bool) -> Tuple[int, int]:
     """(bits that must be set, bits that must be clear): Status flags, a name, or an iterable of them;
     with ``negation`` a name may start with "!" (that bit must be clear)."""
-    words: Iterable[object]
-    if isinstance(value, (Status, str)):
-        words = (value,)
-    elif isinstance(value, (bool, int, bytes, bytearray, dict)) or value is None:
-        raise TypeError(f"{_show(key, value)}: a status is a pynfct.Status, a name or a list of them, "
-                        f"not {type(value).__name__}")
-    else:
-        try:
-            words = list(value)  # type: ignore[call-overload]
-        except TypeError:
-            raise TypeError(f"{_show(key, value)}: a status is a pynfct.Status, a name or a list of them, "
-                            f"not {type(value).__name__}") from None
+    words = _one_or_many(key, value, (Status, str), "a status is a pynfct.Status, a name or a list of them")
     on = off = 0
     for w in words:
         if isinstance(w, Status):
@@ -367,17 +370,7 @@ def check_status(key: str, value: object, negation: bool) -> Tuple[int, int]:
 
 def check_labels(key: str, value: object) -> Tuple[Union[str, int], ...]:
     """Label names (resolved with the handle's label map) or bit numbers 0-127; one, or an iterable."""
-    items: Iterable[object]
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        items = (value,)
-    elif isinstance(value, (bool, bytes, bytearray, dict)) or value is None:
-        raise TypeError(f"{_show(key, value)}: labels are names or bit numbers, not {type(value).__name__}")
-    else:
-        try:
-            items = list(value)  # type: ignore[call-overload]
-        except TypeError:
-            raise TypeError(f"{_show(key, value)}: labels are names or bit numbers, "
-                            f"not {type(value).__name__}") from None
+    items = _one_or_many(key, value, (str, int), "labels are names or bit numbers")
     out: List[Union[str, int]] = []
     for item in items:
         if isinstance(item, str):
