@@ -75,14 +75,8 @@ class FlowSpec(Checked):
     __slots__ = ()
 
     def __init__(self, proto: ProtoLike, **fields: Unpack[FlowFields]) -> None:
-        given: Dict[str, object] = {"proto": proto, **fields}
-        unknown = set(given) - set(KEYWORDS) - {"proto"}
-        if unknown:
-            raise TypeError(f"FlowSpec() got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                            f"known: proto, {', '.join(KEYWORDS)}")
-        for key, value in given.items():
-            if value is None:
-                raise TypeError(f"{key}=None: leave the keyword out (a FlowSpec has no 'any' value)")
+        given = self._keywords({"proto": proto, **fields}, ("proto",) + KEYWORDS,
+                            "leave the keyword out (a FlowSpec has no 'any' value)")
         self._set(given, _check(given))
 
     @classmethod

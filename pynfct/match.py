@@ -133,14 +133,7 @@ class Match(Checked):
     __slots__ = ()
 
     def __init__(self, **fields: Unpack[MatchFields]) -> None:
-        given: Dict[str, object] = dict(fields)
-        unknown = given.keys() - _ORDER.keys()
-        if unknown:
-            raise TypeError(f"Match() got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(KEYWORDS)}")
-        for key, value in given.items():
-            if value is None:
-                raise TypeError(f"{key}=None: leave the keyword out to match any {key}")
+        given = self._keywords(dict(fields), KEYWORDS, "leave the keyword out to match any {key}")
         self._set(given, _check(given))
 
     def keys(self) -> FrozenSet[str]:

@@ -41,15 +41,9 @@ class Update(Checked):
     __slots__ = ()
 
     def __init__(self, **values: Unpack[UpdateFields]) -> None:
-        given: Dict[str, object] = dict(values)
-        unknown = set(given) - set(KEYWORDS)
-        if unknown:
-            raise TypeError(f"Update() got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(KEYWORDS)}")
+        given = self._keywords(dict(values), KEYWORDS, "leave the keyword out to leave the {key} alone")
         v: Dict[str, Any] = {}
         for key, value in given.items():
-            if value is None:
-                raise TypeError(f"{key}=None: leave the keyword out to leave the {key} alone")
             if key == "mark":
                 v[key] = check_mark(key, value)
             elif key == "timeout":

@@ -114,6 +114,19 @@ class Checked:
     _given: Dict[str, object]      # the keywords as the caller wrote them (for repr and pickling)
     _v: Dict[str, Any]             # the checked values
 
+    @classmethod
+    def _keywords(cls, given: Dict[str, object], known: Tuple[str, ...], none: str) -> Dict[str, object]:
+        """The keywords as given, once none is unknown (TypeError naming the known ones) and none is None
+        (TypeError: ``none`` says what to do instead, with {key} for the keyword)."""
+        unknown = given.keys() - set(known)
+        if unknown:
+            raise TypeError(f"{cls.__name__}() got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(known)}")
+        for key, value in given.items():
+            if value is None:
+                raise TypeError(f"{key}=None: {none.format(key=key)}")
+        return given
+
     def _set(self, given: Dict[str, object], checked: Dict[str, Any]) -> None:
         object.__setattr__(self, "_given", given)
         object.__setattr__(self, "_v", checked)
