@@ -1,4 +1,4 @@
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from typing_extensions import disjoint_base
 
@@ -11,6 +11,9 @@ DUMP_ZERO: int
 SPLIT_BATCHES: int
 DUMP_DYING: int
 DUMP_UNCONFIRMED: int
+
+def split_dump(nsfd: int, msg_type: int, family: int, filt: Filter, userspace_filter: bool = ...,
+               batches: int = ...) -> Tuple[List[Flow], "Dump"]: ...
 
 @disjoint_base
 class Dump(Iterator[Flow]):

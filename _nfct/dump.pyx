@@ -26,6 +26,8 @@ from _nfct.errors import from_errno
 
 
 cdef enum:
+    AF_INET = 2
+    AF_INET6 = 10
     NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
@@ -440,6 +442,35 @@ cdef class Dump:
             for i in range(self.pipe.nslots):
                 free(self.pipe.slots[i].buf)
             free(self.pipe.slots)
+
+
+def split_dump(int nsfd, int msg_type, int family, Filter filt, bint userspace_filter=True,
+               int batches=NSLOTS):
+    """The dump of a command, filtered in the kernel as far as it can without changing conntrack's
+    order: (entries already read, the Dump to go on with). -L, the API's dump() and -D/-U all start so.
+
+    The kernel filters tuples only within one family. For a filter on both families (see
+    Filter.split_families), one filtered dump per family runs at once (each may hold `batches`, so the
+    two table walks overlap); when only one family has matches, its dump alone is the answer in the
+    kernel's order. When both do, the order of a single dump cannot be rebuilt from the two, so one
+    dump filtered in userspace is read instead.
+    """
+    cdef Dump d4, d6
+    if not filt.split_families:
+        return [], Dump(nsfd, msg_type, family, filt, True, userspace_filter)
+    d6 = Dump(nsfd, msg_type, AF_INET6, filt, True, userspace_filter, batches)
+    d4 = Dump(nsfd, msg_type, AF_INET, filt, True, userspace_filter, batches)
+    first6 = next(d6, None)
+    if first6 is None:
+        d6.close()
+        return [], d4
+    first4 = next(d4, None)
+    d4.close()
+    if first4 is None:
+        return [first6], d6
+    d6.close()
+    filt.kernel_tuple = False
+    return [], Dump(nsfd, msg_type, family, filt, True, userspace_filter)
 
 
 def _write_all(int fd, bytes data):

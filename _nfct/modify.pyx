@@ -28,6 +28,7 @@ from _nfct.filter cimport Filter, ct_filter, _filter_nat, _filter_network, label
 from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
 from _nfct.dump cimport Dump, entry_cb_t
+from _nfct.dump import split_dump
 from _nfct.fdio cimport outbuf_t, outbuf_flush
 from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
                             req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
@@ -426,33 +427,20 @@ cdef long _feed(int nsfd, int family, Filter filt, bint userspace, mod_ctx *c, e
     """Run cb on every entry the dump keeps, filtered by the kernel as far as it can (see iter_flows).
     The dumps are of the conntrack table (IPCTNL_MSG_CT_GET: dump.DUMP_CONNTRACK)."""
     cdef Flow f
-    cdef Dump d4, d6
+    cdef Dump d
     cdef nf_conntrack *ct
     if filt.split_families and ((filt.tuple_flags(AF_INET, False) | filt.tuple_flags(AF_INET, True)) & ~8) == 0:
         # Only the protocol (CTA_FILTER_F_CTA_PROTO_NUM): it rarely drops most of a table, and filtering
         # both families takes a second walk of the whole table. One dump, as conntrack does.
         filt.kernel_tuple = False
-    if not filt.split_families:
-        return Dump(nsfd, IPCTNL_MSG_CT_GET, family, filt, True, userspace).feed(cb, c)
-    d6 = Dump(nsfd, IPCTNL_MSG_CT_GET, AF_INET6, filt, True, userspace)
-    d4 = Dump(nsfd, IPCTNL_MSG_CT_GET, AF_INET, filt, True, userspace)
-    first6 = next(d6, None)
-    if first6 is None:
-        d6.close()
-        return d4.feed(cb, c)
-    first4 = next(d4, None)
-    d4.close()
-    if first4 is None:
-        f = first6
+    head, rest = split_dump(nsfd, IPCTNL_MSG_CT_GET, family, filt, userspace)
+    for f in head:                # (an entry split_dump read to choose the dump): handed over as is
         ct = f.ct
         f.ct = NULL
         with nogil:
             cb(ct, c)
-        return 1 + d6.feed(cb, c)
-    # Both families match: one dump filtered here keeps conntrack's order.
-    d6.close()
-    filt.kernel_tuple = False
-    return Dump(nsfd, IPCTNL_MSG_CT_GET, family, filt, True, userspace).feed(cb, c)
+    d = rest
+    return len(head) + d.feed(cb, c)
 
 
 cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:

@@ -5,7 +5,7 @@ import os
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 from _nfct import query
-from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO, SPLIT_BATCHES, Dump
+from _nfct.dump import DUMP_CONNTRACK, DUMP_DYING, DUMP_UNCONFIRMED, DUMP_ZERO, SPLIT_BATCHES, split_dump
 from _nfct.filter import Filter
 from _nfct.flow import Flow
 from _nfct.socket import enter_netns
@@ -35,36 +35,14 @@ NetNS = Union[None, str, "os.PathLike[str]", int]
 _TABLES = {"conntrack": (DUMP_CONNTRACK, Table.CONNTRACK), "dying": (DUMP_DYING, Table.DYING),
            "unconfirmed": (DUMP_UNCONFIRMED, Table.UNCONFIRMED)}
 
-AF_INET, AF_INET6 = 2, 10
 
 
 def iter_flows(nsfd: int, msg: int, family: int, filt: Filter) -> Iterator[Flow]:
-    """Flows of one dump, filtered in the kernel as far as it can without changing conntrack's order.
-
-    The kernel filters tuples only within one family. For a filter on both families, one filtered
-    dump per family runs at once; when only one family has matches, its dump alone is the answer in
-    the kernel's order. When both do, the order of a single dump cannot be rebuilt from the two, so
-    one unfiltered dump is read and filtered here instead.
-    """
-    if not filt.split_families:
-        yield from Dump(nsfd, msg, family, filt, True)
-        return
-    d6 = Dump(nsfd, msg, AF_INET6, filt, True, batches=SPLIT_BATCHES)
-    d4 = Dump(nsfd, msg, AF_INET, filt, True, batches=SPLIT_BATCHES)
-    first6 = next(d6, None)
-    if first6 is None:
-        d6.close()
-        yield from d4
-        return
-    first4 = next(d4, None)
-    d4.close()
-    if first4 is None:
-        yield first6
-        yield from d6
-        return
-    d6.close()
-    filt.kernel_tuple = False
-    yield from Dump(nsfd, msg, family, filt, True)
+    """Flows of one dump, filtered in the kernel as far as it can without changing conntrack's order
+    (see _nfct.dump.split_dump)."""
+    head, rest = split_dump(nsfd, msg, family, filt, batches=SPLIT_BATCHES)
+    yield from head
+    yield from rest
 
 
 def _match(what: str, match: Optional[Match], filters: "Union[MatchFields, GetFields]") -> Match:

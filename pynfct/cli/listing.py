@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from _nfct.filter import Filter
     from _nfct.format import Format, LabelMap
 
-AF_INET, AF_INET6 = 2, 10
 
 
 def _labelmap(cmd: Command) -> Optional[LabelMap]:
@@ -60,30 +59,18 @@ def list_(cmd: Command) -> int:
 
 def write_flows(nsfd: int, msg: int, family: int, filt: "Filter", fd: int, fmt: "Format") -> int:
     """Write one dump as text to fd; returns the number of entries written. Filtered in the kernel as
-    far as it can without changing conntrack's order (as pynfct.conntrack.iter_flows)."""
-    from _nfct.dump import Dump, SPLIT_BATCHES
+    far as it can without changing conntrack's order (_nfct.dump.split_dump)."""
+    from _nfct.dump import SPLIT_BATCHES, split_dump
     from _nfct.query import format_flows
-    if not filt.split_families:
-        return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
-    d6 = Dump(nsfd, msg, AF_INET6, filt, True, batches=SPLIT_BATCHES)
-    d4 = Dump(nsfd, msg, AF_INET, filt, True, batches=SPLIT_BATCHES)
-    first6 = next(d6, None)
-    if first6 is None:
-        d6.close()
-        return d4.to_fd(fd, fmt)
-    first4 = next(d4, None)
-    d4.close()
-    if first4 is None:
-        flows = [first6]
-        flows.extend(d6)
-        data = fmt.header + format_flows(flows, fmt) + fmt.footer
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        return len(flows)
-    d6.close()
-    filt.kernel_tuple = False
-    return Dump(nsfd, msg, family, filt, True).to_fd(fd, fmt)
+    head, rest = split_dump(nsfd, msg, family, filt, batches=SPLIT_BATCHES)
+    if not head:
+        return rest.to_fd(fd, fmt)
+    flows = head + list(rest)
+    data = fmt.header + format_flows(flows, fmt) + fmt.footer
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(flows)
 
 
 def get(cmd: Command) -> int:
