@@ -61,7 +61,8 @@ for py in "$@"; do
         echo "$leftovers" >&2
         exit 1
     fi
-    for must in pynfct/py.typed _nfct/py.typed _nfct/flow.pyi "pynfct-$version.dist-info/licenses/LICENSE"; do
+    for must in pynfct/py.typed _nfct/py.typed _nfct/flow.pyi "pynfct-$version.dist-info/licenses/LICENSE" \
+                "pynfct-$version.dist-info/licenses/LICENSES/LGPL-2.1.txt"; do
         grep -qxF "$must" <<<"$members" || { echo "build-wheel: $repaired lacks $must" >&2; exit 1; }
     done
     grep -q '^pynfct\.libs/libnetfilter_conntrack' <<<"$members" \
