@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import json
 import re
 import subprocess
 import time
@@ -36,6 +35,8 @@ from netns import NetNS
 from test_model_kernel import _entries, selection
 
 PYNFCT = pynfct_argv()
+# no shrinking (Phase.shrink): each step refills the table, and shrinking one failure took minutes;
+# derandomized, a failing example comes back as drawn on the next run
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, phases=[Phase.generate],
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 #: the entries a table is drawn from: small_fill's (tests/integration/test_write.py)
