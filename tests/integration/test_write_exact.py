@@ -21,7 +21,6 @@ import dataclasses
 import json
 import re
 import subprocess
-import time
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
@@ -205,8 +204,8 @@ OTHER_MARK = 0x7E57
 
 # The other process: creates TCP entries from 172.30.0.0/16 (mark 0x7E57; the filter does not select
 # them), deletes some of those again, and deletes selected entries one by one (each by its tuple and
-# id, from one dump taken before it says "ready"). It stops when its stdin closes and prints what it
-# did as JSON: "src:sport" keys.
+# id, from one dump taken at its start). It says "ready" once it has created one entry and deleted one
+# selected, stops when its stdin closes, and prints what it did as JSON: "src:sport" keys.
 _OTHER = r'''
 import json, random, sys, threading
 import pynfct
@@ -219,7 +218,6 @@ with pynfct.Conntrack() as ct:
     victims = list(ct.dump(proto="tcp", src="10.0.0.0/8"))
     rng.shuffle(victims)
     created, ours_deleted, sel_deleted, k = [], [], [], 0
-    print("ready", flush=True)
     while not stop.is_set() and k < 60000:
         src = f"172.30.{k >> 8}.{k & 255}"
         ct.create(FlowSpec("tcp", src=src, dst="198.18.9.9", sport=1000 + k % 50000, dport=80,
@@ -237,6 +235,8 @@ with pynfct.Conntrack() as ct:
             assert not r.failures, r
             if int(r) == 1:
                 sel_deleted.append(key(f))
+        if k == 1:
+            print("ready", flush=True)
 print(json.dumps({"created": created, "deleted": ours_deleted, "sel_deleted": sel_deleted}), flush=True)
 '''.replace("OTHER_MARK", str(OTHER_MARK))
 
@@ -263,7 +263,6 @@ def test_writes_beside_another_writer(netns, api, update):
     other = ns.python_popen(_OTHER, str(int(api) * 2 + int(update)), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert other.stdout.readline() == b"ready\n", other.stderr.read()
-    time.sleep(0.05)            # the other writer is under way
     if api:
         with pynfct.Conntrack(ns.name) as ct:
             m = Match(proto="tcp", src="10.0.0.0/8")
