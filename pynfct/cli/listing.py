@@ -78,7 +78,15 @@ def get(cmd: Command) -> int:
     from _nfct.filter import Filter
     from _nfct.format import Format
     filt = Filter(cmd, False)
-    flows = query.get(-1, filt)
+    try:
+        flows = query.get(-1, filt)
+    except NfctError as e:
+        if e.errno:
+            raise
+        # nfct_nlmsg_build() refused the template (reply ports without a reply address) and set no errno:
+        # conntrack reports the errno its parsing left behind
+        left = getattr(cmd, "errno", 0)
+        raise NfctError(left, os.strerror(left)) from None
     fmt = Format(cmd.output, _labelmap_for(cmd))
     if flows:
         # conntrack closes the <conntrack> element only after a listing, not after -G.
