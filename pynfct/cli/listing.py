@@ -9,7 +9,7 @@ import os
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
 from _nfct.errors import NfctError
-from .io import Failure, err, out
+from .io import Failure, out
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ def _labelmap(cmd: Command) -> Optional[LabelMap]:
     try:
         return LabelMap(cmd.labelmap_path)
     except OSError:
-        # conntrack reports the failed map and goes on without names.
-        err("nfct_labelmap_new: No such file or directory\n")
+        # conntrack goes on without names; its one nfct_labelmap_new() call was reported by the parser
+        # (pynfct.cli.parse loads the same file under the same condition)
         return None
 
 
