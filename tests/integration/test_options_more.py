@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict
+import shutil
+import signal
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -213,3 +215,237 @@ def test_labelmap_missing_file(labelled, args):
     ct = run_ct(ns, args)
     assert "nfct_labelmap_new: No such file or directory" in ct.err
     assert_same(ct, py)
+
+
+# --------------------------------------------------------------------------------------------------
+# GRE keys
+# --------------------------------------------------------------------------------------------------
+
+GRE_ENTRIES = [
+    ["-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.2", "--srckey", "0x10", "--dstkey", "0x20"],
+    ["-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.3", "--orig-key-src", "16", "--orig-key-dst", "32",
+     "-r", "10.0.3.3", "-q", "10.0.3.1", "--reply-key-src", "0x30", "--reply-key-dst", "0x40"],
+    ["-p", "gre", "-s", "2001:db8::1", "-d", "2001:db8::2", "--srckey", "7", "--dstkey", "0xffff"],
+    ["-p", "udp", "-s", "10.0.3.1", "-d", "10.0.3.2", "--sport", "16", "--dport", "32"],
+]
+
+
+def _gre_fill(ns: NetNS) -> None:
+    for argv in GRE_ENTRIES:
+        r = run_ct(ns, ["-I", *argv, "-t", "300"])
+        assert r.returncode == 0, r.err
+
+
+@pytest.fixture(scope="module")
+def gre_ns():
+    with NetNS() as ns:
+        _gre_fill(ns)
+        yield ns
+
+
+@pytest.mark.parametrize("args", [
+    ["-G", "-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.2", "--srckey", "0x10", "--dstkey", "0x20"],
+    ["-G", "-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.2", "--orig-key-src", "16", "--orig-key-dst", "32",
+     "-o", "xml"],
+    ["-G", "-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.3", "--srckey", "0x10", "--dstkey", "0x20", "-o", "save"],
+    ["-G", "-p", "gre", "-s", "2001:db8::1", "-d", "2001:db8::2", "--srckey", "7", "--dstkey", "65535",
+     "-o", "extended"],
+    ["-G", "-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.2", "--srckey", "0x11", "--dstkey", "0x20"],  # ENOENT
+    ["-G", "-p", "gre", "-s", "10.0.3.1", "-d", "10.0.3.2", "--srckey", "0x10"],      # dstkey 0: ENOENT
+    # by the reply tuple alone the kernel wants the original one too: EINVAL
+    ["-G", "-p", "gre", "-r", "10.0.3.3", "-q", "10.0.3.1", "--reply-key-src", "0x30", "--reply-key-dst", "0x40"],
+    ["-L", "-p", "gre", "--srckey", "0x99"],              # conntrack compares no key: every gre entry
+    ["-L", "-p", "gre", "--reply-key-dst", "0x40", "-o", "extended"],
+], ids=" ".join)
+def test_gre_keys(gre_ns, args):
+    ct, py = run_both(gre_ns, args)
+    assert_same(ct, py)
+    assert ct.returncode in (1, 2) or "srckey=" in ct.out or "<srckey>" in ct.out or "--srckey" in ct.out
+
+
+def test_gre_get_by_keys_is_conntracks_get(gre_ns):
+    """get() with GRE keys names the entry conntrack -G finds with the same keys."""
+    with pynfct.Conntrack(gre_ns.name) as ct:
+        for src, dst, sk, dk in (("10.0.3.1", "10.0.3.2", 0x10, 0x20), ("10.0.3.1", "10.0.3.3", 16, 32),
+                                 ("2001:db8::1", "2001:db8::2", 7, 0xFFFF), ("10.0.3.1", "10.0.3.2", 0x20, 0x10)):
+            got = ct.get(proto="gre", src=src, dst=dst, srckey=sk, dstkey=dk)
+            r = run_ct(gre_ns, ["-G", "-p", "gre", "-s", src, "-d", dst, "--srckey", str(sk), "--dstkey", str(dk)])
+            if r.returncode:
+                assert got is None and "such conntrack doesn't exist" in r.err
+            else:
+                assert got is not None and (got.orig.srckey, got.orig.dstkey) == (sk, dk)
+                assert_same(Result(r.argv, 0, r.stdout, b""), Result(["api"], 0, f"{got}\n".encode(), b""))
+
+
+@pytest.mark.parametrize("args", [
+    ["-D", "-p", "gre", "--srckey", "0x99", "-d", "10.0.3.3"],       # the key selects nothing: -d does
+    ["-U", "-p", "gre", "-f", "ipv4", "-d", "10.0.3.3", "--dstkey", "0x99", "-m", "5"],
+    ["-I", "-p", "gre", "-s", "10.0.3.9", "-d", "10.0.3.8", "--srckey", "1", "--dstkey", "2",
+     "--reply-key-src", "3", "--reply-key-dst", "4", "-r", "10.0.3.8", "-q", "10.0.3.9", "-t", "50"],
+    ["-I", "-p", "gre", "-s", "10.0.3.9", "-d", "10.0.3.8", "--reply-key-src", "3", "-t", "50"],
+], ids=" ".join)
+def test_gre_key_writes(args):
+    """The same GRE write in two namespaces filled alike: same output, same table afterwards."""
+    with NetNS() as a, NetNS() as b:
+        _gre_fill(a)
+        _gre_fill(b)
+        before = _table(a)
+        ct, py = run_ct(a, args), run_py(b, args)
+        assert_same(ct, py, ordered=False)
+        assert _table(a) == _table(b)
+        assert (ct.returncode == 0) == (_table(a) != before)
+
+
+def _table(ns: NetNS) -> List[str]:
+    """-L -o extended without the timeouts, sorted."""
+    return sorted(re.sub(r" \d+ (?=src=)", " ", line) for line in run_ct(ns, ["-L", "-o", "extended"]).out.splitlines())
+
+
+# --------------------------------------------------------------------------------------------------
+# DCCP --role: this kernel tracks no DCCP, so the reference is the request conntrack sends
+# --------------------------------------------------------------------------------------------------
+
+_HEXDUMP = re.compile(r"^ \| [0-9a-f]{5}  (.{49})", re.M)      # strace -e write=: 16 bytes a line
+
+
+def _attrs(data: bytes) -> List[Tuple[int, object]]:
+    """Netlink attributes as (type, payload or nested list), padding left out (it is not initialised)."""
+    out, i = [], 0
+    while i + 4 <= len(data):
+        ln, typ = int.from_bytes(data[i:i + 2], "little"), int.from_bytes(data[i + 2:i + 4], "little")
+        if ln < 4:
+            break
+        payload = data[i + 4:i + ln]
+        out.append((typ, _attrs(payload) if typ & 0x8000 else payload))
+        i += (ln + 3) & ~3
+    return out
+
+
+def _request(ns: NetNS, prog: List[str], args: List[str], env=None) -> Tuple[int, int, List]:
+    """(nlmsg_type, nfgen family, attributes) of the one ctnetlink request prog sends for args."""
+    r = ns.run(["strace", "-qq", "-f", "-e", "trace=sendto,sendmsg", "-e", "write=all", "-o", "/dev/stderr",
+                *prog, *args], env=env)
+    dumps = []
+    for block in re.split(r"\n(?=\S)", r.stderr.decode()):      # one block per system call
+        hexes = _HEXDUMP.findall(block)
+        if hexes:
+            dumps.append(bytes.fromhex("".join(hexes)))
+    msgs = [d for d in dumps if len(d) >= 20 and d[5] == 1]   # NFNL_SUBSYS_CTNETLINK, any message type
+    assert len(msgs) == 1, r.stderr.decode()
+    m = msgs[0]
+    return int.from_bytes(m[4:6], "little"), m[16], _attrs(m[20:int.from_bytes(m[:4], "little")])
+
+
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (scripts/install-deps.sh)")
+
+
+@needs_strace
+@pytest.mark.parametrize("extra", [["--role", "client"], ["--role", "server"], ["--role", "CLIENT"]], ids=" ".join)
+def test_dccp_role_request(netns, extra):
+    args = ["-I", "-p", "dccp", "-s", "10.0.4.1", "-d", "10.0.4.2", "--sport", "1", "--dport", "2",
+            "--state", "OPEN", *extra, "-t", "100"]
+    want = _request(netns, ["conntrack"], args)
+    assert run_ct(netns, ["-F"]).returncode == 0
+    got = _request(netns, PYNFCT, args, env=_pynfct_env())
+    assert got == want
+    protoinfo = dict(want[2])[0x8004]
+    role = 1 if extra[1].lower() == "server" else 0
+    assert dict(dict(protoinfo)[0x8002])[2] == bytes([role])      # CTA_PROTOINFO_DCCP_ROLE
+
+
+@pytest.mark.parametrize("args", [
+    ["-I", "-p", "dccp", "-s", "10.0.4.1", "-d", "10.0.4.2", "--sport", "1", "--dport", "2", "--state", "OPEN",
+     "-t", "100"],                                                  # --role is required
+    ["-I", "-p", "dccp", "-s", "10.0.4.1", "-d", "10.0.4.2", "--sport", "1", "--dport", "2", "--state", "OPEN",
+     "--role", "bogus", "-t", "100"],
+    ["-L", "-p", "dccp", "--role", "client"],
+    ["-D", "-p", "dccp", "--role", "server"],
+], ids=" ".join)
+def test_dccp_role_refused(netns, args):
+    ct, py = run_both(netns, args)
+    assert ct.returncode == 2
+    assert_same(ct, py)
+
+
+# --------------------------------------------------------------------------------------------------
+# -E expect: filters refused, the other output formats on real expectations
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["-p", "tcp"], ["-s", "127.0.0.1"], ["-d", "127.0.0.1"], ["-r", "127.0.0.1"], ["-q", "127.0.0.1"],
+    ["-f", "ipv4"], ["-m", "1"], ["-u", "ASSURED"], ["-w", "1"], ["-c", "1"], ["--tuple-src", "127.0.0.1"],
+    ["--mask-dst", "255.0.0.0"], ["-z"], ["-t", "5"], ["-j"], ["--orig-zone", "1"], ["-l", "x"],
+    ["-p", "tcp", "--dport", "21"],
+], ids=" ".join)
+def test_expect_events_refuse_filters(netns, args):
+    """conntrack -E expect takes no filter: each is refused before anything is subscribed."""
+    ct, py = run_both(netns, ["-E", "expect", *args], timeout=20)
+    assert ct.returncode == 2
+    assert_same(ct, py)
+
+
+def test_expect_events_other_formats(netns, tmp_path):
+    """-E expect with the output options test_events.py does not compare, on expectations an FTP
+    helper creates and -F expect destroys."""
+    from test_events import FTP, Listener, check_pairs, wait_for, wait_idle
+    netns.nft("""
+table inet pynfct_ftp {
+    ct helper ftp-standard { type "ftp" protocol tcp; }
+    chain output { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-standard"; }
+}
+""")
+    cases = [["-o", "save"], ["-o", "id"], ["-o", "ktimestamp"], ["-o", "userspace"], ["-o", "extended"],
+             ["-o", "labels"], ["-o", "xml,id,extended"]]
+    pairs = [(a, Listener(netns, "conntrack", ["-E", "expect", *a], tmp_path, f"x{i}"),
+              Listener(netns, "pynfct", ["-E", "expect", *a], tmp_path, f"x{i}")) for i, a in enumerate(cases)]
+    every = [x for _, c, p in pairs for x in (c, p)]
+    wait_for(lambda: all(x.subscribed() for x in every), 60, what="the listeners to subscribe")
+    netns.python(FTP)
+    assert run_ct(netns, ["-F", "expect"]).returncode == 0
+    wait_idle(every)
+    results = [(a, c.stop(), p.stop()) for a, c, p in pairs]
+    check_pairs(results)
+    for _, ct, _ in results:
+        assert "helper=ftp" in ct.out or "<helper>ftp" in ct.out or "ftp" in ct.out, ct.out
+
+
+# --------------------------------------------------------------------------------------------------
+# -E stopped by SIGINT while its socket holds a burst
+# --------------------------------------------------------------------------------------------------
+
+BURST = 3000
+
+
+@pytest.mark.parametrize("prog,args", [("conntrack", []), ("pynfct", []), ("conntrack", ["-o", "xml"]),
+                                       ("pynfct", ["-o", "xml"])],
+                         ids=["conntrack", "pynfct", "conntrack-xml", "pynfct-xml"])
+def test_sigint_with_a_burst_queued(netns, tmp_path, prog, args):
+    """A listener is stopped (SIGSTOP) while 3,000 entries are created, then gets SIGINT and SIGCONT: its
+    summary counts exactly the events it printed. conntrack exits from its signal handler and prints
+    none of them; pynfct first writes all that its socket holds (README), each entry once."""
+    from fill import fill_bulk
+    from test_events import Listener, wait_for, wait_idle
+    listener = Listener(netns, prog, ["-E", "-e", "NEW", *args], tmp_path, "burst")
+    wait_for(listener.subscribed, 60, what="the listener to subscribe")
+    wait_idle([listener])
+    os.kill(listener.pid, signal.SIGSTOP)
+    try:
+        fill_bulk(netns, BURST)
+        os.kill(listener.pid, signal.SIGINT)
+    finally:
+        os.kill(listener.pid, signal.SIGCONT)
+    r = listener.stop(timeout=30)          # already interrupted: this only waits for the exit
+    assert r.returncode == 0, r.err
+    if "xml" in args:
+        events = [line for line in r.out.splitlines() if line.startswith("<flow ")]
+        assert r.out.endswith("</conntrack>\n") or not events
+    else:
+        events = r.out.splitlines()
+    prefix = "conntrack v1.4.7 (conntrack-tools)" if prog == "conntrack" else \
+        f"pynfct v{pynfct.__version__} (conntrack-tools compatible)"
+    assert r.err.endswith(f"{prefix}: {len(events)} flow events have been shown.\n"), r.err
+    if prog == "pynfct":
+        sources = {re.search(r"(?:src=|<src>)(10\.\d+\.\d+\.\d+)\b", e).group(1) for e in events}
+        assert len(events) == len(sources) == BURST
+    else:
+        assert events == []
