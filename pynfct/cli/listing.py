@@ -64,12 +64,9 @@ def write_flows(nsfd: int, msg: int, family: int, filt: "Filter", fd: int, fmt: 
     from _nfct.query import format_flows
     head, rest = split_dump(nsfd, msg, family, filt, batches=SPLIT_BATCHES)
     if not head:
-        return rest.to_fd(fd, fmt)
+        return rest.to_fd(fd, fmt, True)
     flows = head + list(rest)
-    data = fmt.header + format_flows(flows, fmt) + fmt.footer
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    out(fmt.header + format_flows(flows, fmt) + fmt.footer, fd)
     return len(flows)
 
 

@@ -18,12 +18,14 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import time
 from typing import Dict, List, Tuple
 
 import pytest
 
 import pynfct
-from differential import Result, _pynfct_env, assert_same, pynfct_argv, run, run_both
+from differential import Result, _pynfct_env, assert_same, normalize_prog, pynfct_argv, run, run_both
 from fill import enable_labels, fill_traffic
 from netns import NetNS
 
@@ -45,6 +47,14 @@ def run_ct(ns: NetNS, args, input=None) -> Result:
 ORIG = ["-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"]
 
 
+@pytest.fixture(scope="module")
+def one_entry_ns():
+    """A namespace holding one TCP entry (ORIG), for commands that change nothing."""
+    with NetNS() as ns:
+        assert run_ct(ns, ["-I", "-p", "tcp", *ORIG, "--state", "ESTABLISHED", "-t", "1000"]).returncode == 0
+        yield ns
+
+
 @pytest.mark.parametrize("args", [
     # tcp's final check reads the unset state: ENODATA ("No data available")
     ["-G", "-p", "tcp", *ORIG, "--reply-port-src", "5"],
@@ -59,9 +69,8 @@ ORIG = ["-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"]
     ["-G", "-p", "udp", *ORIG, "--reply-port-src", "5", "-o", "labels"],
     ["-G", "-p", "tcp", *ORIG, "--reply-port-src", "5", "-o", "labels"],
 ], ids=" ".join)
-def test_get_refused_before_sending(netns, args):
-    assert run_ct(netns, ["-I", "-p", "tcp", *ORIG, "--state", "ESTABLISHED", "-t", "100"]).returncode == 0
-    ct, py = run_both(netns, args)
+def test_get_refused_before_sending(one_entry_ns, args):
+    ct, py = run_both(one_entry_ns, args)
     assert ct.returncode == 1 and "Operation failed: " in ct.err
     assert_same(ct, py)
 
@@ -79,8 +88,8 @@ def _own_version(text: str) -> str:
 @pytest.mark.parametrize("args", [["-V"], ["--version"], ["-h"], ["--help"], ["-h", "-p", "tcp"],
                                   ["-h", "-p", "gre"], ["-h", "-p", "dccp"], ["-h", "-p", "icmpv6"],
                                   ["-h", "-p", "99"]], ids=" ".join)
-def test_version_and_help_output(netns, args):
-    ct, py = run_both(netns, args)
+def test_version_and_help_output(one_entry_ns, args):
+    ct, py = run_both(one_entry_ns, args)
     assert ct.returncode == 0 and ct.err == "" and ct.out
     if args[0] in ("-V", "--version"):
         assert ct.out == "conntrack v1.4.7 (conntrack-tools)\n"
@@ -297,8 +306,9 @@ def test_gre_key_writes(args):
 
 
 def _table(ns: NetNS) -> List[str]:
-    """-L -o extended without the timeouts, sorted."""
-    return sorted(re.sub(r" \d+ (?=src=)", " ", line) for line in run_ct(ns, ["-L", "-o", "extended"]).out.splitlines())
+    """-L -o extended without the timeouts (5th field), sorted."""
+    lines = run_ct(ns, ["-L", "-o", "extended"]).out.splitlines()
+    return sorted(" ".join(f[:4] + f[5:]) for f in (line.split() for line in lines))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,8 +371,8 @@ def test_dccp_role_request(netns, extra):
     ["-L", "-p", "dccp", "--role", "client"],
     ["-D", "-p", "dccp", "--role", "server"],
 ], ids=" ".join)
-def test_dccp_role_refused(netns, args):
-    ct, py = run_both(netns, args)
+def test_dccp_role_refused(one_entry_ns, args):
+    ct, py = run_both(one_entry_ns, args)
     assert ct.returncode == 2
     assert_same(ct, py)
 
@@ -377,9 +387,9 @@ def test_dccp_role_refused(netns, args):
     ["--mask-dst", "255.0.0.0"], ["-z"], ["-t", "5"], ["-j"], ["--orig-zone", "1"], ["-l", "x"],
     ["-p", "tcp", "--dport", "21"],
 ], ids=" ".join)
-def test_expect_events_refuse_filters(netns, args):
+def test_expect_events_refuse_filters(one_entry_ns, args):
     """conntrack -E expect takes no filter: each is refused before anything is subscribed."""
-    ct, py = run_both(netns, ["-E", "expect", *args], timeout=20)
+    ct, py = run_both(one_entry_ns, ["-E", "expect", *args], timeout=20)
     assert ct.returncode == 2
     assert_same(ct, py)
 
@@ -449,3 +459,102 @@ def test_sigint_with_a_burst_queued(netns, tmp_path, prog, args):
         assert len(events) == len(sources) == BURST
     else:
         assert events == []
+
+
+# --------------------------------------------------------------------------------------------------
+# stdout that cannot be written (ENOSPC): conntrack's stdio loses the text and the command goes on
+# --------------------------------------------------------------------------------------------------
+
+def _to_full(ns: NetNS, prog: List[str], args: List[str], env=None) -> Result:
+    r = ns.run(["sh", "-c", 'exec "$@" > /dev/full', "sh", *prog, *args], env=env)
+    return Result(list(args), r.returncode, r.stdout, r.stderr)
+
+
+@pytest.fixture(scope="module")
+def full_ns():
+    """1,000 bulk entries (~200 KB of -L text)."""
+    from fill import fill_bulk
+    with NetNS() as ns:
+        fill_bulk(ns, 1000)
+        yield ns
+
+
+@pytest.mark.parametrize("args", [
+    ["-L"], ["-L", "-o", "xml"], ["-L", "-p", "udp"],        # -p udp: the split dump's own writer
+    ["-G", "-p", "udp", "-s", "10.0.0.1", "-d", "198.18.0.2", "--sport", "1025", "--dport", "53"],
+    ["-C"], ["-S"], ["-L", "expect"], ["-V"], ["-h"],
+], ids=" ".join)
+def test_stdout_full_read_commands(full_ns, args):
+    ct = _to_full(full_ns, ["conntrack"], args)
+    py = _to_full(full_ns, PYNFCT, args, env=_pynfct_env())
+    assert ct.returncode == 0 and ct.stdout == b""
+    assert_same(ct, py)
+
+
+@pytest.mark.parametrize("args", [
+    ["-D", "-p", "udp", "-o", "xml"], ["-U", "-f", "ipv4", "-s", "10.0.0.3", "-m", "9"],
+    ["-I", "-p", "udp", "-s", "192.0.2.1", "-d", "192.0.2.2", "--sport", "1", "--dport", "2", "-t", "30"],
+], ids=" ".join)
+def test_stdout_full_write_commands(args):
+    """The same write in twin namespaces with stdout on /dev/full: same summary and exit status, and the
+    same table afterwards (every entry done, none left for the failed output)."""
+    from fill import fill_bulk
+    with NetNS() as a, NetNS() as b:
+        fill_bulk(a, 300)
+        fill_bulk(b, 300)
+        ct = _to_full(a, ["conntrack"], args)
+        py = _to_full(b, PYNFCT, args, env=_pynfct_env())
+        assert ct.returncode == 0
+        assert_same(ct, py)
+        after = _table(a)
+        assert after == _table(b)
+        if args[0] == "-U":
+            assert sum(" mark=9 " in line for line in after) == 1
+        else:
+            assert len(after) != 300
+
+
+def test_stdout_full_events(netns):
+    """-E on /dev/full: both count every event they formatted and exit 0 on SIGINT."""
+    from test_events import event_sockets, wait_for
+    full = open("/dev/full", "wb")
+    procs = [netns.popen([*prog, "-E", "-e", "NEW"], stdout=full, stderr=subprocess.PIPE, env=env)
+             for prog, env in ((["conntrack"], None), (PYNFCT, _pynfct_env()))]
+    full.close()
+    wait_for(lambda: all(event_sockets(p.pid) for p in procs), 60, what="the listeners to subscribe")
+    # one create at a time: conntrack's socket keeps its default size, a burst would overrun it
+    netns.sh('i=0; while [ $i -lt 40 ]; do conntrack -I -p udp -s 10.9.0.$i -d 10.9.1.1 --sport 1 --dport 2 '
+             '-t 60 2>/dev/null || exit 1; i=$((i+1)); done')
+    wait_for(lambda: all(s["rmem"] == 0 for p in procs for s in event_sockets(p.pid)), 30,
+             what="the listeners to read the events")
+    time.sleep(0.2)
+    results = []
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+        results.append((p.wait(30), normalize_prog(p.stderr.read().decode())))
+    assert results[0] == results[1] == (0, "<PROG>: 40 flow events have been shown.\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# writes the kernel refuses: no CAP_NET_ADMIN
+# --------------------------------------------------------------------------------------------------
+
+UNPRIVILEGED = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--reuid=65534", "--regid=65534",
+                "--clear-groups"]
+
+
+@pytest.mark.parametrize("args", [
+    ["-D", "-p", "udp", "-s", "10.0.0.1", "-d", "198.18.0.2", "--sport", "1025", "--dport", "53"],
+    ["-U", "-f", "ipv4", "-p", "udp", "-m", "7"],
+    ["-I", "-p", "udp", "-s", "192.0.2.1", "-d", "192.0.2.2", "--sport", "1", "--dport", "2", "-t", "30"],
+    ["-F"],
+], ids=" ".join)
+def test_writes_refused_by_the_kernel(full_ns, args):
+    """A -D/-U/-I/-F run without CAP_NET_ADMIN: the kernel refuses the first request; conntrack's words,
+    exit status and an unchanged table."""
+    before = _table(full_ns)
+    ct = run(full_ns, [*UNPRIVILEGED, "conntrack", *args])
+    py = run(full_ns, [*UNPRIVILEGED, *PYNFCT, *args], env=_pynfct_env())
+    assert ct.returncode == 1 and "CAP_NET_ADMIN" in ct.err
+    assert_same(ct, py)
+    assert _table(full_ns) == before
