@@ -558,3 +558,80 @@ def test_writes_refused_by_the_kernel(full_ns, args):
     assert ct.returncode == 1 and "CAP_NET_ADMIN" in ct.err
     assert_same(ct, py)
     assert _table(full_ns) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# -i/--id, -c/--secmark, update(del_labels=)
+# --------------------------------------------------------------------------------------------------
+
+ID_ENTRIES = [["-p", "udp", "-s", f"10.0.5.{i}", "-d", "10.0.5.100", "--sport", "1", "--dport", "2"] for i in (1, 2, 3)]
+
+
+def _id_of(ns: NetNS, src: str) -> str:
+    r = run_ct(ns, ["-L", "-s", src, "-o", "id"])
+    ids = re.findall(r" id=(\d+)", r.out)
+    assert len(ids) == 1, r.out
+    return ids[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["-G", "-p", "udp", "-s", "10.0.5.2", "-d", "10.0.5.100", "--sport", "1", "--dport", "2", "-i", "{id}"],
+    ["-G", "-p", "udp", "-s", "10.0.5.2", "-d", "10.0.5.100", "--sport", "1", "--dport", "2", "--id={id}",
+     "-o", "id"],
+    ["-G", "-p", "udp", "-s", "10.0.5.2", "-d", "10.0.5.100", "--sport", "1", "--dport", "2", "-i", "{other}"],
+    ["-D", "-i", "{id}"], ["-D", "-p", "udp", "-i", "{other}", "-s", "10.0.5.2"],
+    ["-U", "-f", "ipv4", "-i", "{id}", "-m", "5"], ["-U", "-f", "ipv4", "-i", "{id}", "-m", "5", "-o", "id"],
+], ids=" ".join)
+def test_id_option(args):
+    """-i selects the entry with that id (10.0.5.2's; {other} is 10.0.5.3's). Ids differ between two
+    namespaces, so each program gets its own namespace's id for the same entry."""
+    with NetNS() as a, NetNS() as b:
+        argvs = []
+        for ns in (a, b):
+            for e in ID_ENTRIES:
+                assert run_ct(ns, ["-I", *e, "-t", "300"]).returncode == 0
+            ids = dict(id=_id_of(ns, "10.0.5.2"), other=_id_of(ns, "10.0.5.3"))
+            argvs.append(([x.format(**ids) for x in args], ids))
+        ct, py = run_ct(a, argvs[0][0]), run_py(b, argvs[1][0])
+        # the only word that may differ is the id itself, where -o id prints it
+        py_out = py.out.replace(argvs[1][1]["id"], argvs[0][1]["id"])
+        assert_same(ct, Result(py.argv, py.returncode, py_out.encode(), py.stderr))
+        assert _table(a) == _table(b)
+        changed = {"-G": False}.get(args[0], ct.returncode == 0)
+        assert (len(_table(a)) != len(ID_ENTRIES) or " mark=5 " in " ".join(_table(a))) == changed
+
+
+@pytest.mark.parametrize("args", [["-L", "-c", "0"], ["-L", "--secmark", "5", "-o", "extended"],
+                                  ["-L", "-p", "tcp", "-c", "4294967295"], ["-L", "-c", "4294967296"],
+                                  ["-U", "-p", "tcp", "-c", "5"], ["-D", "-c", "5"]], ids=" ".join)
+def test_secmark_option(one_entry_ns, args):
+    """conntrack compares no secmark in -L (every entry is listed, README) and refuses -c with -U/-D."""
+    ct, py = run_both(one_entry_ns, args)
+    assert_same(ct, py)
+    assert ct.returncode != 0 or "sport=1 dport=2" in ct.out
+
+
+@pytest.mark.parametrize("api,cli", [
+    (dict(del_labels=["dflt-one"]), ["--label-del", "dflt-one"]),
+    (dict(del_labels=["dflt-one", "dflt-five"]), ["--label-del", "dflt-one,dflt-five"]),
+    (dict(del_labels=True), ["--label-del"]),
+], ids=lambda x: " ".join(x) if isinstance(x, list) else "")
+def test_update_del_labels(api, cli):
+    """update(del_labels=) leaves the table as conntrack -U --label-del does on a twin table."""
+    with NetNS() as a, NetNS() as b:
+        for ns in (a, b):
+            enable_labels(ns)
+            ns.set_labelmap(DEFAULT_MAP)
+            for i, labels in enumerate(["dflt-zero,dflt-one", "dflt-one,dflt-five", "dflt-five"]):
+                assert run_ct(ns, ["-I", "-p", "udp", "-s", f"192.0.2.{i + 1}", "-d", "198.51.100.1",
+                                   "--sport", "5", "--dport", "53", "-t", "300", "--label-add", labels]).returncode == 0
+        ct = run_ct(a, ["-U", "-f", "ipv4", "-s", "192.0.2.2", *cli])
+        assert ct.returncode == 0, ct.err
+        labelmap = os.path.join(b.etc_dir, "xtables", "connlabel.conf")
+        with pynfct.Conntrack(b.name, labelmap=labelmap) as c:
+            r = c.update(family="ipv4", src="192.0.2.2", **api)
+        assert int(r) == 1
+        tables = [sorted(" ".join(f[:2] + f[3:]) for f in (line.split() for line in
+                         run_ct(x, ["-L", "-o", "labels"]).out.splitlines())) for x in (a, b)]
+        assert tables[0] == tables[1]
+        assert any("src=192.0.2.2 " in line and "dflt-one" not in line for line in tables[0])
