@@ -635,3 +635,28 @@ def test_update_del_labels(api, cli):
                          run_ct(x, ["-L", "-o", "labels"]).out.splitlines())) for x in (a, b)]
         assert tables[0] == tables[1]
         assert any("src=192.0.2.2 " in line and "dflt-one" not in line for line in tables[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# events(reliable=True) under overrun
+# --------------------------------------------------------------------------------------------------
+
+def test_reliable_events_resend_destroy(netns):
+    """A reliable listener with a 4 KiB buffer that reads nothing while 300 entries are flushed: the
+    kernel keeps the entries it could not report on its dying list (conntrack -L dying lists them) and
+    sends their DESTROY events again once there is room, so every flushed entry is reported, once."""
+    from fill import fill_bulk
+    fill_bulk(netns, 300)
+    table = run_ct(netns, ["-L"]).out
+    listed = {re.search(r"src=(\S+) dst=\S+ sport=(\d+)", line).groups() for line in table.splitlines()}
+    assert len(listed) == 300
+    with pynfct.Conntrack(netns.name) as ct:
+        stream = ct.events("DESTROY", buffer_size=4096, reliable=True, timeout=2)
+        events = iter(stream)
+        assert run_ct(netns, ["-F"]).returncode == 0
+        held = run_ct(netns, ["-L", "dying"]).out.splitlines()
+        assert held, "the kernel did not hold any unreported entry"
+        got = [(str(e.flow.orig.src), str(e.flow.orig.sport)) for e in events]
+    assert stream.overruns > 0
+    assert sorted(got) == sorted(listed)
+    assert run_ct(netns, ["-L", "dying"]).out == ""
