@@ -10,7 +10,13 @@
   request conntrack sends is the reference);
 - ``-E expect``: every filter is refused as conntrack refuses it, and the output formats no other test
   compares, on real expectations;
-- ``-E`` stopped by SIGINT while its socket holds a burst: the summary counts exactly the lines printed.
+- ``-E`` stopped by SIGINT while its socket holds a burst: the summary counts exactly the lines printed;
+- stdout on /dev/full (ENOSPC): the text is lost, the command does all its work, as conntrack's stdio;
+- -D/-U/-I/-F refused by the kernel (no CAP_NET_ADMIN);
+- ``-i/--id``, ``-c/--secmark``, ``update(del_labels=)``, ``events(reliable=True)`` under overrun.
+
+Not here because this kernel cannot make them: a non-empty unconfirmed list, nonzero secmark or secctx
+(no SELinux: nft cannot create a secmark object), DCCP entries, offloaded entries (no flowtable).
 """
 from __future__ import annotations
 
