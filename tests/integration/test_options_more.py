@@ -232,6 +232,21 @@ def test_labelmap_missing_file(labelled, args):
     assert_same(ct, py)
 
 
+@pytest.fixture(scope="module")
+def twins():
+    """Two namespaces for the same write by each program (labels enabled in both)."""
+    with NetNS() as a, NetNS() as b:
+        for ns in (a, b):
+            enable_labels(ns)
+        yield a, b
+
+
+def _flushed(twins) -> Tuple[NetNS, NetNS]:
+    for ns in twins:
+        assert run_ct(ns, ["-F"]).returncode == 0
+    return twins
+
+
 # --------------------------------------------------------------------------------------------------
 # GRE keys
 # --------------------------------------------------------------------------------------------------
@@ -299,16 +314,16 @@ def test_gre_get_by_keys_is_conntracks_get(gre_ns):
      "--reply-key-src", "3", "--reply-key-dst", "4", "-r", "10.0.3.8", "-q", "10.0.3.9", "-t", "50"],
     ["-I", "-p", "gre", "-s", "10.0.3.9", "-d", "10.0.3.8", "--reply-key-src", "3", "-t", "50"],
 ], ids=" ".join)
-def test_gre_key_writes(args):
+def test_gre_key_writes(twins, args):
     """The same GRE write in two namespaces filled alike: same output, same table afterwards."""
-    with NetNS() as a, NetNS() as b:
-        _gre_fill(a)
-        _gre_fill(b)
-        before = _table(a)
-        ct, py = run_ct(a, args), run_py(b, args)
-        assert_same(ct, py, ordered=False)
-        assert _table(a) == _table(b)
-        assert (ct.returncode == 0) == (_table(a) != before)
+    a, b = _flushed(twins)
+    _gre_fill(a)
+    _gre_fill(b)
+    before = _table(a)
+    ct, py = run_ct(a, args), run_py(b, args)
+    assert_same(ct, py, ordered=False)
+    assert _table(a) == _table(b)
+    assert (ct.returncode == 0) == (_table(a) != before)
 
 
 def _table(ns: NetNS) -> List[str]:
@@ -501,23 +516,23 @@ def test_stdout_full_read_commands(full_ns, args):
     ["-D", "-p", "udp", "-o", "xml"], ["-U", "-f", "ipv4", "-s", "10.0.0.3", "-m", "9"],
     ["-I", "-p", "udp", "-s", "192.0.2.1", "-d", "192.0.2.2", "--sport", "1", "--dport", "2", "-t", "30"],
 ], ids=" ".join)
-def test_stdout_full_write_commands(args):
+def test_stdout_full_write_commands(twins, args):
     """The same write in twin namespaces with stdout on /dev/full: same summary and exit status, and the
     same table afterwards (every entry done, none left for the failed output)."""
     from fill import fill_bulk
-    with NetNS() as a, NetNS() as b:
-        fill_bulk(a, 300)
-        fill_bulk(b, 300)
-        ct = _to_full(a, ["conntrack"], args)
-        py = _to_full(b, PYNFCT, args, env=_pynfct_env())
-        assert ct.returncode == 0
-        assert_same(ct, py)
-        after = _table(a)
-        assert after == _table(b)
-        if args[0] == "-U":
-            assert sum(" mark=9 " in line for line in after) == 1
-        else:
-            assert len(after) != 300
+    a, b = _flushed(twins)
+    fill_bulk(a, 300)
+    fill_bulk(b, 300)
+    ct = _to_full(a, ["conntrack"], args)
+    py = _to_full(b, PYNFCT, args, env=_pynfct_env())
+    assert ct.returncode == 0
+    assert_same(ct, py)
+    after = _table(a)
+    assert after == _table(b)
+    if args[0] == "-U":
+        assert sum(" mark=9 " in line for line in after) == 1
+    else:
+        assert len(after) != 300
 
 
 def test_stdout_full_events(netns):
@@ -588,23 +603,23 @@ def _id_of(ns: NetNS, src: str) -> str:
     ["-D", "-i", "{id}"], ["-D", "-p", "udp", "-i", "{other}", "-s", "10.0.5.2"],
     ["-U", "-f", "ipv4", "-i", "{id}", "-m", "5"], ["-U", "-f", "ipv4", "-i", "{id}", "-m", "5", "-o", "id"],
 ], ids=" ".join)
-def test_id_option(args):
+def test_id_option(twins, args):
     """-i selects the entry with that id (10.0.5.2's; {other} is 10.0.5.3's). Ids differ between two
     namespaces, so each program gets its own namespace's id for the same entry."""
-    with NetNS() as a, NetNS() as b:
-        argvs = []
-        for ns in (a, b):
-            for e in ID_ENTRIES:
-                assert run_ct(ns, ["-I", *e, "-t", "300"]).returncode == 0
-            ids = dict(id=_id_of(ns, "10.0.5.2"), other=_id_of(ns, "10.0.5.3"))
-            argvs.append(([x.format(**ids) for x in args], ids))
-        ct, py = run_ct(a, argvs[0][0]), run_py(b, argvs[1][0])
-        # the only word that may differ is the id itself, where -o id prints it
-        py_out = py.out.replace(argvs[1][1]["id"], argvs[0][1]["id"])
-        assert_same(ct, Result(py.argv, py.returncode, py_out.encode(), py.stderr))
-        assert _table(a) == _table(b)
-        changed = {"-G": False}.get(args[0], ct.returncode == 0)
-        assert (len(_table(a)) != len(ID_ENTRIES) or " mark=5 " in " ".join(_table(a))) == changed
+    a, b = _flushed(twins)
+    argvs = []
+    for ns in (a, b):
+        for e in ID_ENTRIES:
+            assert run_ct(ns, ["-I", *e, "-t", "300"]).returncode == 0
+        ids = dict(id=_id_of(ns, "10.0.5.2"), other=_id_of(ns, "10.0.5.3"))
+        argvs.append(([x.format(**ids) for x in args], ids))
+    ct, py = run_ct(a, argvs[0][0]), run_py(b, argvs[1][0])
+    # the only word that may differ is the id itself, where -o id prints it
+    py_out = py.out.replace(argvs[1][1]["id"], argvs[0][1]["id"])
+    assert_same(ct, Result(py.argv, py.returncode, py_out.encode(), py.stderr))
+    assert _table(a) == _table(b)
+    changed = {"-G": False}.get(args[0], ct.returncode == 0)
+    assert (len(_table(a)) != len(ID_ENTRIES) or " mark=5 " in " ".join(_table(a))) == changed
 
 
 @pytest.mark.parametrize("args", [["-L", "-c", "0"], ["-L", "--secmark", "5", "-o", "extended"],
@@ -622,25 +637,25 @@ def test_secmark_option(one_entry_ns, args):
     (dict(del_labels=["dflt-one", "dflt-five"]), ["--label-del", "dflt-one,dflt-five"]),
     (dict(del_labels=True), ["--label-del"]),
 ], ids=lambda x: " ".join(x) if isinstance(x, list) else "")
-def test_update_del_labels(api, cli):
+def test_update_del_labels(twins, api, cli):
     """update(del_labels=) leaves the table as conntrack -U --label-del does on a twin table."""
-    with NetNS() as a, NetNS() as b:
-        for ns in (a, b):
-            enable_labels(ns)
-            ns.set_labelmap(DEFAULT_MAP)
-            for i, labels in enumerate(["dflt-zero,dflt-one", "dflt-one,dflt-five", "dflt-five"]):
-                assert run_ct(ns, ["-I", "-p", "udp", "-s", f"192.0.2.{i + 1}", "-d", "198.51.100.1",
-                                   "--sport", "5", "--dport", "53", "-t", "300", "--label-add", labels]).returncode == 0
-        ct = run_ct(a, ["-U", "-f", "ipv4", "-s", "192.0.2.2", *cli])
-        assert ct.returncode == 0, ct.err
-        labelmap = os.path.join(b.etc_dir, "xtables", "connlabel.conf")
-        with pynfct.Conntrack(b.name, labelmap=labelmap) as c:
-            r = c.update(family="ipv4", src="192.0.2.2", **api)
-        assert int(r) == 1
-        tables = [sorted(" ".join(f[:2] + f[3:]) for f in (line.split() for line in
-                         run_ct(x, ["-L", "-o", "labels"]).out.splitlines())) for x in (a, b)]
-        assert tables[0] == tables[1]
-        assert any("src=192.0.2.2 " in line and "dflt-one" not in line for line in tables[0])
+    a, b = _flushed(twins)
+    for ns in (a, b):
+        enable_labels(ns)
+        ns.set_labelmap(DEFAULT_MAP)
+        for i, labels in enumerate(["dflt-zero,dflt-one", "dflt-one,dflt-five", "dflt-five"]):
+            assert run_ct(ns, ["-I", "-p", "udp", "-s", f"192.0.2.{i + 1}", "-d", "198.51.100.1",
+                               "--sport", "5", "--dport", "53", "-t", "300", "--label-add", labels]).returncode == 0
+    ct = run_ct(a, ["-U", "-f", "ipv4", "-s", "192.0.2.2", *cli])
+    assert ct.returncode == 0, ct.err
+    labelmap = os.path.join(b.etc_dir, "xtables", "connlabel.conf")
+    with pynfct.Conntrack(b.name, labelmap=labelmap) as c:
+        r = c.update(family="ipv4", src="192.0.2.2", **api)
+    assert int(r) == 1
+    tables = [sorted(" ".join(f[:2] + f[3:]) for f in (line.split() for line in
+                     run_ct(x, ["-L", "-o", "labels"]).out.splitlines())) for x in (a, b)]
+    assert tables[0] == tables[1]
+    assert any("src=192.0.2.2 " in line and "dflt-one" not in line for line in tables[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -652,13 +667,15 @@ def test_reliable_events_resend_destroy(netns):
     kernel keeps the entries it could not report on its dying list (conntrack -L dying lists them) and
     sends their DESTROY events again once there is room, so every flushed entry is reported, once."""
     from fill import fill_bulk
-    fill_bulk(netns, 300)
-    table = run_ct(netns, ["-L"]).out
-    listed = {re.search(r"src=(\S+) dst=\S+ sport=(\d+)", line).groups() for line in table.splitlines()}
-    assert len(listed) == 300
     with pynfct.Conntrack(netns.name) as ct:
+        # subscribed first: with nf_conntrack_events=2 (the default) only entries created while someone
+        # listens carry the event extension
         stream = ct.events("DESTROY", buffer_size=4096, reliable=True, timeout=2)
         events = iter(stream)
+        fill_bulk(netns, 300)
+        table = run_ct(netns, ["-L"]).out
+        listed = {re.search(r"src=(\S+) dst=\S+ sport=(\d+)", line).groups() for line in table.splitlines()}
+        assert len(listed) == 300
         assert run_ct(netns, ["-F"]).returncode == 0
         held = run_ct(netns, ["-L", "dying"]).out.splitlines()
         assert held, "the kernel did not hold any unreported entry"
