@@ -291,8 +291,10 @@ cdef class Dump:
             return -1
         return ret
 
-    def to_fd(self, int fd, Format fmt not None):
-        """Write every kept entry to fd as text; returns how many were written."""
+    def to_fd(self, int fd, Format fmt not None, bint lossy=False):
+        """Write every kept entry to fd as text; returns how many were written (with `lossy`, how many
+        were formatted: text a write fails for, other than EPIPE, is dropped as conntrack's stdio drops
+        it, and the dump goes on)."""
         cdef text_ctx t
         cdef slot_t *s
         cdef int ret = 1, err = 0
@@ -303,6 +305,7 @@ cdef class Dump:
         t.fmt = &fmt.f
         t.o.fd = fd
         t.o.err = 0
+        t.o.lossy = lossy
         t.o.len = 0
         t.o.cap = OUT_SIZE
         t.count = 0
@@ -331,7 +334,7 @@ cdef class Dump:
             if ret < 0:
                 raise from_errno(err, "dump")
             if t.header_done and t.header_len:
-                _write_all(fd, fmt.footer)
+                _write_all(fd, fmt.footer, lossy)
         finally:
             free(t.o.buf)
         return t.count
@@ -473,9 +476,16 @@ def split_dump(int nsfd, int msg_type, int family, Filter filt, bint userspace_f
     return [], Dump(nsfd, msg_type, family, filt, True, userspace_filter)
 
 
-def _write_all(int fd, bytes data):
+def _write_all(int fd, bytes data, bint lossy=False):
     import os
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except BrokenPipeError:
+            raise
+        except OSError:
+            if lossy:
+                return
+            raise
         view = view[n:]

@@ -326,8 +326,10 @@ cdef class EventSocket:
 
     # -- text (the CLI)
     def set_output(self, int out_fd, Format fmt not None, bint timestamp=False, bint names=True,
-                   bytes header=b""):
-        """Make run() write conntrack's lines to out_fd: `header` before the first event (xml)."""
+                   bytes header=b"", bint lossy=False):
+        """Make run() write conntrack's lines to out_fd: `header` before the first event (xml). With
+        `lossy`, text a write fails for (other than EPIPE) is dropped and the events go on, as
+        conntrack's stdio drops it."""
         if self.L.out == NULL:
             self.L.out = <char *>malloc(OUT_SIZE)
             if self.L.out == NULL:
@@ -343,6 +345,7 @@ cdef class EventSocket:
         self.L.exp_type = fmt.f.out_type
         self.L.exp_flags = NFCT_OF_TIME if timestamp and fmt.f.out_type == NFCT_O_XML else 0
         self.L.out_fd = out_fd
+        self.L.lossy = lossy
         self.L.len = 0
         self.L.header = header
         self.L.header_len = len(header)

@@ -44,6 +44,7 @@ cdef struct loop_t:
     unsigned int exp_type     # expectations: nfexp_snprintf's output type and flags
     unsigned int exp_flags
     int out_fd
+    bint lossy                # a failed write other than EPIPE loses its text (stdio's way, conntrack's)
     char *out
     size_t len
     const char *header

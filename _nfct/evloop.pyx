@@ -9,7 +9,7 @@ in C, and text goes out in large write()s. Output is written whenever the socket
 loop sleeps, so a terminal or a pipe reader sees each event as it happens while a burst is written in
 1 MiB blocks. Nothing here holds the GIL while it waits or works.
 """
-from libc.errno cimport errno, EINTR, EAGAIN, ENOBUFS
+from libc.errno cimport errno, EINTR, EAGAIN, ENOBUFS, EPIPE
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, calloc, realloc, free
@@ -108,6 +108,9 @@ cdef int flush_out(loop_t *L) noexcept nogil:
                 p.events = 4     # POLLOUT
                 poll(&p, 1, 100)
                 continue
+            if L.lossy and errno != EPIPE:
+                off = L.len
+                break
             L.err = errno
             L.err_is_write = True
             return -1

@@ -1,5 +1,5 @@
 # Writing a whole buffer to a file descriptor, shared by the text paths that run without the GIL.
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno, EINTR, EPIPE
 from posix.unistd cimport write
 
 
@@ -24,11 +24,14 @@ cdef struct outbuf_t:
     size_t len
     size_t cap
     int err                  # errno of a failed write
+    bint lossy               # stdio's way (conntrack's): a failed write other than EPIPE loses its text
 
 
 cdef inline int outbuf_flush(outbuf_t *o) noexcept nogil:
     """Write out what the buffer holds; 0, or -1 with o.err set."""
     o.err = write_all(o.fd, o.buf, o.len)
+    if o.err and o.lossy and o.err != EPIPE:
+        o.err = 0
     if o.err:
         return -1
     o.len = 0

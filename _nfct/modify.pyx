@@ -459,7 +459,7 @@ cdef int _feed_flows(flows, mod_ctx *c, entry_cb_t cb) except -1:
 
 
 def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=None, flows=None,
-           bint collect=False, bint status_clear=False):
+           bint collect=False, bint status_clear=False, bint lossy=False):
     """-D (update False) or -U over the entries the command selects; entries done are written to fd
     as `fmt` says (fd -1: not written). With `flows` (Flow objects, e.g. from a dump), those entries
     are the ones acted on instead of a dump's. Returns a ModifyResult.
@@ -468,7 +468,9 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
     which runs within ~20 ms; or by the dump) stops the run: nothing more is asked of the kernel, what
     was asked is answered and counted (and written to fd), and the exception is raised again with
     `partial`, the ModifyResult of what was done (count: exactly the entries the kernel changed). It
-    has no `partial` when a request or the output failed as well, as the count is not exact then."""
+    has no `partial` when a request or the output failed as well, as the count is not exact then.
+    With `lossy`, text a write fails for (other than EPIPE) is dropped and the run goes on, as
+    conntrack's stdio drops it."""
     cdef mod_ctx *c = <mod_ctx *>malloc(sizeof(mod_ctx))
     cdef NfctSocket sock
     cdef Filter filt
@@ -483,6 +485,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
         raise MemoryError()
     memset(c, 0, sizeof(mod_ctx))
     c.out.fd = fd
+    c.out.lossy = lossy
     try:
         intr_init(&c.intr)
         for k in range(NBATCH):

@@ -6,5 +6,5 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    conntrack nftables iproute2 iputils-ping kmod util-linux \
+    conntrack nftables iproute2 iputils-ping kmod util-linux strace \
     libnetfilter-conntrack-dev libmnl-dev pkg-config gcc libc6-dev python3-dev python3-venv >/dev/null

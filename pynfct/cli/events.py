@@ -72,13 +72,13 @@ def _events(cmd: Command, expect: bool) -> int:
     if expect:
         # event_exp_cb: only xml and timestamp change an expectation line.
         fmt = Format(cmd.output & Out.XML, None, root=b"expect")
-        sock.set_output(1, fmt, timestamp, False, fmt.header)
+        sock.set_output(1, fmt, timestamp, False, fmt.header, True)
     else:
         _filter_init_checks(cmd)          # nfct_filter_init(), after the socket and the NOTICE
         sock.set_filter(Filter(cmd, False), True)
         fmt = Format(cmd.output, labelmap)
         header = b"" if cmd.output & Out.SAVE else fmt.header
-        sock.set_output(1, fmt, timestamp, True, header)
+        sock.set_output(1, fmt, timestamp, True, header, True)
 
     stop = _StopOnSignal()
     try:

@@ -16,11 +16,17 @@ class Failure(Exception):
         self.status = status
 
 
-def out(data: bytes) -> None:
-    if data:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(1, view):]
+def out(data: bytes, fd: int = 1) -> None:
+    """Write to stdout as conntrack's stdio does: text a write fails for (ENOSPC, EIO, ...) is lost and
+    the command goes on. Only EPIPE (BrokenPipeError) ends it: the reader went away."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            raise
+        except OSError:
+            return
 
 
 def err(text: str) -> None:

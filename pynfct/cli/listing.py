@@ -9,7 +9,7 @@ import os
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
 from _nfct.errors import NfctError
-from .io import Failure, err, out
+from .io import Failure, out
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ def _labelmap(cmd: Command) -> Optional[LabelMap]:
     try:
         return LabelMap(cmd.labelmap_path)
     except OSError:
-        # conntrack reports the failed map and goes on without names.
-        err("nfct_labelmap_new: No such file or directory\n")
+        # conntrack goes on without names; its one nfct_labelmap_new() call was reported by the parser
+        # (pynfct.cli.parse loads the same file under the same condition)
         return None
 
 
@@ -64,12 +64,9 @@ def write_flows(nsfd: int, msg: int, family: int, filt: "Filter", fd: int, fmt: 
     from _nfct.query import format_flows
     head, rest = split_dump(nsfd, msg, family, filt, batches=SPLIT_BATCHES)
     if not head:
-        return rest.to_fd(fd, fmt)
+        return rest.to_fd(fd, fmt, True)
     flows = head + list(rest)
-    data = fmt.header + format_flows(flows, fmt) + fmt.footer
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    out(fmt.header + format_flows(flows, fmt) + fmt.footer, fd)
     return len(flows)
 
 
@@ -78,7 +75,15 @@ def get(cmd: Command) -> int:
     from _nfct.filter import Filter
     from _nfct.format import Format
     filt = Filter(cmd, False)
-    flows = query.get(-1, filt)
+    try:
+        flows = query.get(-1, filt)
+    except NfctError as e:
+        if e.errno:
+            raise
+        # nfct_nlmsg_build() refused the template (reply ports without a reply address) and set no errno:
+        # conntrack reports the errno its parsing left behind
+        left = getattr(cmd, "errno", 0)
+        raise NfctError(left, os.strerror(left)) from None
     fmt = Format(cmd.output, _labelmap_for(cmd))
     if flows:
         # conntrack closes the <conntrack> element only after a listing, not after -G.

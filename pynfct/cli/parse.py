@@ -17,6 +17,7 @@ State that conntrack keeps in globals across the lines of a ``-R`` file (the las
 from __future__ import annotations
 
 import os
+from errno import EINVAL, ENODATA
 import sys
 from ..record import Record
 
@@ -80,6 +81,9 @@ class CliCommand(Command):
     """
 
     proto_name: Optional[str] = None
+    # conntrack's errno when do_parse() returns: a later failure that sets none (nfct_nlmsg_build() refusing
+    # reply ports without a reply address) reports this value
+    errno: int = 0
 
 
 def cmd_index(command: Cmd) -> int:
@@ -94,6 +98,17 @@ def cmd_index(command: Cmd) -> int:
 def _row_cmd(command: Cmd) -> Cmd:
     i = cmd_index(command)
     return Cmd.NONE if i == 20 else Cmd(1 << i)
+
+
+def _errno_after_perror(err: int) -> int:
+    """errno after glibc's perror() reported ``err``: perror fdopen()s a dup of fd 2 with mode "w+", which
+    fails with EINVAL unless fd 2 is open for reading and writing (a terminal usually is, a pipe is not)."""
+    import fcntl
+    try:
+        mode = fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError as e:
+        return e.errno or 0
+    return err if mode == os.O_RDWR else EINVAL
 
 
 # -- label map (libnetfilter_conntrack's nfct_labelmap_new) --------------------------------------------
@@ -380,6 +395,7 @@ class _Parser:
         st.labelmap, err = load_labelmap(path)
         if st.labelmap is None:
             self.warn(f"nfct_labelmap_new: {os.strerror(err)}")
+            self.cmd.errno = _errno_after_perror(err)
 
     def get_label(self, name: bytes) -> int:
         m = self.state.labelmap
@@ -619,6 +635,8 @@ class _Parser:
             assert h.partial_msgs is not None
             raise UsageError(h.partial_msgs[0 if partial in (-1, 0) else 1])
         if h.final == "tcp":
+            if Attr.TCP_STATE not in ct:
+                self.cmd.errno = ENODATA   # nfct_get_attr_u8() of the unset state
             flags = O.IP_CT_TCP_FLAG_BE_LIBERAL | O.IP_CT_TCP_FLAG_SACK_PERM
             state = ct.get(Attr.TCP_STATE, 0)
             assert isinstance(state, int)

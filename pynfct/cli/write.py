@@ -55,7 +55,7 @@ def _modify(cmd: Command, update: bool, fd: int = 1, nsfd: int = -1, report: boo
     fmt = Format(cmd.output & _MODIFY_OUTPUT, labelmap)
     if fd == 1:
         sys.stdout.flush()
-    result = modify(nsfd, cmd, update, fmt, fd)
+    result = modify(nsfd, cmd, update, fmt, fd, lossy=True)
     for e in result.failures if report else ():
         if update:
             # conntrack -U reports a failed update and goes on
