@@ -1,0 +1,75 @@
+"""Memory and resource readings of a process, for the leak and bounded-memory tests and bench/leaks.py.
+
+The measuring code runs inside the process that does the work (a child started in a namespace):
+``CHILD`` is a prelude of Python source such a child starts with. It defines
+
+* ``rss()`` -- resident set size in bytes now (/proc/self/statm);
+* ``peak()`` -- the most it ever was (getrusage ru_maxrss, bytes);
+* ``fds()``, ``threads()`` -- open file descriptors and threads now;
+* ``sys.getallocatedblocks()`` -- the interpreter's live memory blocks (after a collection): one object
+  kept per call shows here even when it is too small to move the RSS;
+* ``sample(label)`` -- all five, kept in ``SAMPLES`` and printed as one JSON line by ``report()``;
+* ``spec(i)`` -- keywords of a FlowSpec for entry ``i`` (distinct tuples: TCP ESTABLISHED or UDP).
+
+A leak shows as growth between two samples taken after warm-up (the first rounds fill the
+allocator's free lists and the interpreter's caches), never as an absolute size.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List
+
+CHILD = r'''
+import gc, json, os, resource, sys
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLES = {}
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+def sample(label):
+    gc.collect()
+    SAMPLES[label] = dict(rss=rss(), peak=peak(), fds=fds(), threads=threads(), blocks=sys.getallocatedblocks())
+
+def report(**extra):
+    print(json.dumps(dict(SAMPLES, **extra)), flush=True)
+
+def spec(i):
+    src = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+    kw = dict(src=src, dst="192.0.2.%d" % (1 + i % 4), sport=1024 + i % 60000, dport=(22, 53, 80, 443)[i % 4],
+              timeout=3600)
+    if i % 2:
+        kw.update(proto="udp")
+    else:
+        kw.update(proto="tcp", state="ESTABLISHED", status=["SEEN_REPLY", "ASSURED"])
+    return kw
+'''
+
+
+def rss_of(pid: int) -> int:
+    """Resident set size of another process, in bytes."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def last_json(out: bytes) -> Dict[str, Dict[str, int]]:
+    """The report() line of a child's output."""
+    lines: List[bytes] = [x for x in out.splitlines() if x.startswith(b"{")]
+    if not lines:
+        raise AssertionError(f"no report in the child's output: {out[-2000:]!r}")
+    return json.loads(lines[-1])
+
+
+def growth(samples: Dict[str, Dict[str, int]], a: str, b: str, key: str = "rss") -> int:
+    return samples[b][key] - samples[a][key]
