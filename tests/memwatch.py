@@ -4,7 +4,7 @@ The measuring code runs inside the process that does the work (a child started i
 ``CHILD`` is a prelude of Python source such a child starts with. It defines
 
 * ``rss()`` -- resident set size in bytes now (/proc/self/statm);
-* ``peak()`` -- the most it ever was (getrusage ru_maxrss, bytes);
+* ``peak()`` -- the most it ever was since its exec (VmHWM, bytes);
 * ``fds()``, ``threads()`` -- open file descriptors and threads now;
 * ``sys.getallocatedblocks()`` -- the interpreter's live memory blocks (after a collection): one object
   kept per call shows here even when it is too small to move the RSS;
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 CHILD = r'''
-import gc, json, os, resource, sys
+import gc, json, os, sys
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLES = {}
 
@@ -30,7 +30,10 @@ def rss():
         return int(f.read().split()[1]) * _PAGE
 
 def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this program's own peak. ru_maxrss would also hold what the process had before its exec
+    # (a fork of the test runner).
+    with open("/proc/self/status") as f:
+        return [int(x.split()[1]) * 1024 for x in f if x.startswith("VmHWM:")][0]
 
 def fds():
     return len(os.listdir("/proc/self/fd"))
@@ -55,6 +58,24 @@ def spec(i):
         kw.update(proto="tcp", state="ESTABLISHED", status=["SEEN_REPLY", "ASSURED"])
     return kw
 '''
+
+
+# Runs a command as its child and prints its peak RSS (ru_maxrss, KiB) to stderr as the last line
+# ("maxrss N"), passing its exit status on. The command is forked from this small interpreter, not
+# from the test runner, so its ru_maxrss is its own peak (a fork's copy of a big parent would count).
+PEAK_OF = ["-S", "-c", "import os, sys\n"
+           "pid = os.fork()\n"
+           "if pid == 0:\n"
+           "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+           "_, status, usage = os.wait4(pid, 0)\n"
+           "sys.stderr.write('maxrss %d\\n' % usage.ru_maxrss)\n"
+           "sys.exit(os.waitstatus_to_exitcode(status))\n"]
+
+
+_CHILD_SCOPE: Dict[str, Any] = {}
+exec(CHILD, _CHILD_SCOPE)
+#: CHILD's spec(i), in this process
+spec: Callable[[int], Dict[str, Any]] = _CHILD_SCOPE["spec"]
 
 
 def rss_of(pid: int) -> int:
