@@ -457,6 +457,32 @@ def test_reader_falling_behind_counts_loss_exactly_and_recovers(netns):
     assert growth(s, "start", "end") < 8 * MiB, s
 
 
+def test_cli_falling_behind_warns_and_goes_on_like_conntrack(netns, tmp_path):
+    """conntrack 1.4.7 -E prints its ENOBUFS warning and keeps reading; so does pynfct -E: a listener
+    stopped through a burst reports the loss on stderr and prints the next event."""
+    listeners = [Listener(netns, prog, ["-E", "-e", "NEW", "-b", "4096"], tmp_path, "behind")
+                 for prog in ("conntrack", "pynfct")]
+    for x in listeners:
+        wait_for(x.subscribed, 60, what=f"{x.prog} -E to subscribe")
+        os.kill(x.pid, signal.SIGSTOP)
+    try:
+        lines = "".join(" ".join(bulk_entry_argv(i)) + "\n" for i in range(300))
+        assert netns.conntrack("-R", "-", input=lines).returncode == 0
+    finally:
+        for x in listeners:
+            os.kill(x.pid, signal.SIGCONT)
+    wait_idle(listeners)
+    assert netns.conntrack("-I", "-p", "udp", "-s", "192.0.2.254", "-d", "192.0.2.1", "--sport", "1", "--dport", "2",
+                           "-t", "60").returncode == 0
+    for x in listeners:
+        wait_for(lambda: b"src=192.0.2.254" in x.output(), 30, what=f"{x.prog} -E to print the later event")
+    for x in listeners:
+        r = x.stop()
+        assert r.returncode == 0 and ENOBUFS_TEXT in r.err, (x.prog, r.err)
+        shown = int(r.err.rsplit(": ", 1)[1].split()[0])
+        assert shown == len(r.out.splitlines()) < 301, (x.prog, r.err)
+
+
 # --------------------------------------------------------------------------------------------------
 # the Python API: threads, closing, timeouts, asyncio
 # --------------------------------------------------------------------------------------------------
