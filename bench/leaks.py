@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from compare import CONNTRACK_MAX, HAVE_TIME, TIME, Namespace, child_env, install_signal_handlers, log, machine_facts  # noqa: E402, E501
-from memwatch import CHILD, PEAK_OF, last_json, rss_of  # noqa: E402
+from memwatch import CHILD, PEAK_OF, event_rmem, last_json, rss_of  # noqa: E402
 
 MB = 1e6
 
@@ -178,21 +178,6 @@ def part_create(ns: Namespace, args) -> List[str]:
             f"{growth(s, 'r2', f'r{rounds}')} |"]
 
 
-def netlink_rmem(pid: int) -> List[int]:
-    """rmem of the process's netlink sockets bound to groups (its event socket)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(int(link[8:-1]))
-    with open(f"/proc/{pid}/net/netlink") as f:
-        rows = [line.split() for line in f.read().splitlines()[1:]]
-    return [int(r[4]) for r in rows if int(r[9]) in inodes and int(r[3], 16)]
-
-
 def part_events(ns: Namespace, args) -> List[str]:
     target, batch = args.events, args.event_batch
     rounds = -(-target // (2 * batch))
@@ -204,7 +189,7 @@ def part_events(ns: Namespace, args) -> List[str]:
         reader = ns_python(ns, READER, target, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert reader.stdout is not None
         assert reader.stdout.readline() == b"ready\n"
-        while not netlink_rmem(cli.pid) and cli.poll() is None:
+        while not event_rmem(cli.pid) and cli.poll() is None:
             time.sleep(0.05)
         cli_rss: Dict[str, int] = {}
         t0 = time.monotonic()
@@ -222,7 +207,7 @@ def part_events(ns: Namespace, args) -> List[str]:
             raise RuntimeError(reader.stderr.read().decode(errors="replace")[-3000:] if reader.stderr else "")
         maker.wait()
         deadline = time.monotonic() + 60
-        while any(netlink_rmem(cli.pid)) and time.monotonic() < deadline:
+        while any(event_rmem(cli.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         cli_rss["end"] = rss_of(cli.pid)
         cli.send_signal(2)

@@ -84,6 +84,22 @@ def rss_of(pid: int) -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def event_rmem(pid: int) -> List[int]:
+    """Bytes queued on each of a process's netlink sockets bound to multicast groups (its event
+    sockets), from /proc/PID/net/netlink; [] before it has subscribed."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    with open(f"/proc/{pid}/net/netlink") as f:
+        rows = [line.split() for line in f.read().splitlines()[1:]]
+    return [int(r[4]) for r in rows if r[9] in inodes and int(r[3], 16)]
+
+
 def last_json(out: bytes) -> Dict[str, Dict[str, int]]:
     """The report() line of a child's output."""
     lines: List[bytes] = [x for x in out.splitlines() if x.startswith(b"{")]
