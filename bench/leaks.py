@@ -160,22 +160,25 @@ def growth(s: Dict[str, Dict[str, int]], a: str, b: str) -> str:
     return f"{d['rss'] / MB:+.2f} MB RSS, {d['blocks']:+d} blocks, {d['fds']:+d} fds, {d['threads']:+d} threads"
 
 
+def row(what: str, s: Dict[str, Dict[str, int]], first: str, warm: str, end: str) -> str:
+    """A table row: RSS at the first sample, after warm-up and at the end, and the growth in between."""
+    return f"| {what} | {mb(s[first]['rss'])} | {mb(s[warm]['rss'])} | {mb(s[end]['rss'])} | {growth(s, warm, end)} |"
+
+
 def part_dump(ns: Namespace, args) -> List[str]:
     n, rounds = args.dump_entries, args.dump_rounds
     log(f"dump: {n} entries, {rounds} reads")
     s = run_child(ns, DUMP, n, rounds)
-    return [f"| dump: {n:,} entries read {rounds} times ({s['flows']:,} Flows, {s['seconds']:.1f} s) | "
-            f"{mb(s['r1']['rss'])} | {mb(s['r10']['rss'])} | {mb(s[f'r{rounds}']['rss'])} | "
-            f"{growth(s, 'r10', f'r{rounds}')} |"]
+    return [row(f"dump: {n:,} entries read {rounds} times ({s['flows']:,} Flows, {s['seconds']:.1f} s)",
+                s, "r1", "r10", f"r{rounds}")]
 
 
 def part_create(ns: Namespace, args) -> List[str]:
     n, rounds = args.create_batch, args.create_total // args.create_batch
     log(f"create: {rounds} x {n}")
     s = run_child(ns, CREATE, n, rounds)
-    return [f"| create_many + delete: {n:,} x {rounds} = {n * rounds:,} entries ({s['seconds']:.1f} s) | "
-            f"{mb(s['r1']['rss'])} | {mb(s['r2']['rss'])} | {mb(s[f'r{rounds}']['rss'])} | "
-            f"{growth(s, 'r2', f'r{rounds}')} |"]
+    return [row(f"create_many + delete: {n:,} x {rounds} = {n * rounds:,} entries ({s['seconds']:.1f} s)",
+                s, "r1", "r2", f"r{rounds}")]
 
 
 def part_events(ns: Namespace, args) -> List[str]:
@@ -219,9 +222,9 @@ def part_events(ns: Namespace, args) -> List[str]:
     enobufs = cli_err.count("We have hit ENOBUFS")
     shown = cli_err.strip().splitlines()[-1] if cli_err.strip() else "?"
     first = "e1000000"
-    rows = [f"| events, Python iterator: {s['events']:,} read in {s['seconds']:.1f} s "
-            f"({s['events'] / s['seconds']:,.0f}/s), lost {s['lost']}, overruns {s['overruns']} | "
-            f"{mb(s[first]['rss'])} | {mb(s[first]['rss'])} | {mb(s['end']['rss'])} | {growth(s, first, 'end')} |",
+    rows = [row(f"events, Python iterator: {s['events']:,} read in {s['seconds']:.1f} s "
+                f"({s['events'] / s['seconds']:,.0f}/s), lost {s['lost']}, overruns {s['overruns']}",
+                s, first, first, "end"),
             f"| events, `pynfct -E > /dev/null` beside it: `{shown}`, ENOBUFS warnings {enobufs} | "
             f"{mb(cli_rss['first'])} | {mb(cli_rss['first'])} | {mb(cli_rss['end'])} | "
             f"{(cli_rss['end'] - cli_rss['first']) / MB:+.2f} MB RSS |"]

@@ -9,6 +9,7 @@ The measuring code runs inside the process that does the work (a child started i
 * ``sys.getallocatedblocks()`` -- the interpreter's live memory blocks (after a collection): one object
   kept per call shows here even when it is too small to move the RSS;
 * ``sample(label)`` -- all five, kept in ``SAMPLES`` and printed as one JSON line by ``report()``;
+* ``rounds(body, count, warm)`` -- ``body(r)`` in rounds, sampled after warm-up and at the end;
 * ``spec(i)`` -- keywords of a FlowSpec for entry ``i`` (distinct tuples: TCP ESTABLISHED or UDP).
 
 A leak shows as growth between two samples taken after warm-up (the first rounds fill the
@@ -47,6 +48,14 @@ def sample(label):
 
 def report(**extra):
     print(json.dumps(dict(SAMPLES, **extra)), flush=True)
+
+def rounds(body, count, warm):
+    """body(r) for r = 1..count, sampled as "warm" after round `warm` and as "end" after the last."""
+    for r in range(1, count + 1):
+        body(r)
+        if r == warm:
+            sample("warm")
+    sample("end")
 
 def spec(i):
     src = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255)

@@ -20,16 +20,22 @@ from test_events import PREFIX, event_sockets, wait_for
 
 MiB = 1 << 20
 
+# Every child: the table's handle, n (entries), count (rounds) and warm (the round after which the
+# first sample is taken) from its arguments.
+ROUNDS = CHILD + r'''
+from pynfct import Conntrack, FlowSpec, Match
+n, count, warm = map(int, sys.argv[1:4])
+ct = Conntrack()
+'''
+
 # Every round reads the table in the ways the README shows: a for loop reading fields (and the line
 # conntrack prints), a count over a Match, list() of a kernel-filtered dump, a filter the kernel runs
 # as one dump per family, and a dump left after one entry (the rest is freed unread).
-DUMP_ROUNDS = CHILD + r'''
-from pynfct import Conntrack, FlowSpec, Match
-n, rounds, warm = map(int, sys.argv[1:4])
-ct = Conntrack()
+DUMP_ROUNDS = ROUNDS + r'''
 assert int(ct.create_many([FlowSpec(**spec(i)) for i in range(n)])) == n
 web = Match(family="ipv4", proto="tcp", dport=80)
-for r in range(1, rounds + 1):
+
+def read(r):
     seen = 0
     for f in ct.dump():
         seen += f.orig.sport + f.mark + len(f.orig.src) + len(str(f))
@@ -41,9 +47,8 @@ for r in range(1, rounds + 1):
     it = ct.dump()
     next(it)
     del it
-    if r == warm:
-        sample("warm")
-sample("end")
+
+rounds(read, count, warm)
 report()
 '''
 
@@ -72,13 +77,11 @@ def test_dumping_does_not_leak(netns):
 # The calls that need no dump of the table (a dump walks the kernel's whole hash table, shared by all
 # namespaces: tens of ms each on a busy host), many times: what a call allocates (sockets, the filter,
 # an event socket with its buffers and BPF program, a handle on the namespace) must go with it.
-CALL_ROUNDS = CHILD + r'''
-from pynfct import Conntrack, FlowSpec, Match
-n, rounds, warm = map(int, sys.argv[1:4])
-ct = Conntrack()
+CALL_ROUNDS = ROUNDS + r'''
 assert int(ct.create_many([FlowSpec(**spec(i)) for i in range(n)])) == n
 one = spec(2)
-for r in range(1, rounds + 1):
+
+def call(r):
     assert ct.get(proto="tcp", src=one["src"], dst=one["dst"], sport=one["sport"], dport=one["dport"])
     assert ct.get(proto="tcp", src=one["src"], dst=one["dst"], sport=one["sport"], dport=1) is None
     assert ct.count() == n
@@ -86,9 +89,8 @@ for r in range(1, rounds + 1):
         assert list(stream) == []
     with Conntrack() as other:
         other.stats()
-    if r == warm:
-        sample("warm")
-sample("end")
+
+rounds(call, count, warm)
 report()
 '''
 
@@ -99,20 +101,17 @@ def test_repeated_calls_do_not_leak(netns):
     _assert_flat(s, 1 * MiB, 100)
 
 
-CREATE_DELETE_ROUNDS = CHILD + r'''
-from pynfct import Conntrack, FlowSpec, Match
-n, rounds, warm = map(int, sys.argv[1:4])
-ct = Conntrack()
+CREATE_DELETE_ROUNDS = ROUNDS + r'''
 specs = [FlowSpec(**spec(i)) for i in range(n)]
-for r in range(1, rounds + 1):
+
+def create_delete(r):
     made = ct.create_many(specs)
     assert int(made) == n and not made.failures
     gone = ct.delete(Match(proto="udp"), collect=(r % 2 == 0))
     assert int(gone) == n // 2
     assert int(ct.delete(Match())) == n - n // 2
-    if r == warm:
-        sample("warm")
-sample("end")
+
+rounds(create_delete, count, warm)
 report()
 '''
 
@@ -125,10 +124,7 @@ def test_creating_and_deleting_does_not_leak(netns):
 
 # The child makes its own events: each round creates n entries (n NEW events) and flushes them (n
 # DESTROY events) and reads all 2n through the iterator before the next round.
-EVENT_ROUNDS = CHILD + r'''
-from pynfct import Conntrack, FlowSpec
-n, rounds, warm = map(int, sys.argv[1:4])
-ct = Conntrack()
+EVENT_ROUNDS = ROUNDS + r'''
 specs = [FlowSpec(**spec(i)) for i in range(n)]
 stream = ct.events("NEW,DESTROY", timeout=10)
 
@@ -141,15 +137,15 @@ def read(k, kind):
             return
     raise SystemExit("events stopped after %d of %d" % (got, k))
 
-for r in range(1, rounds + 1):
+def burst(r):
     assert int(ct.create_many(specs)) == n
     read(n, "NEW")
     ct.flush()
     read(n, "DESTROY")
     if r == warm:
-        sample("warm")
         print("warm", flush=True)
-sample("end")
+
+rounds(burst, count, warm)
 report(lost=stream.lost)
 '''
 
