@@ -189,7 +189,7 @@ cdef class EventSocket:
     cdef readonly bint kernel_filter
     cdef readonly bint expect
     cdef public object timeout       # iteration: seconds to wait for an event, None forever
-    cdef public object on_lost       # called with the number of events lost at each overrun
+    cdef public object on_lost       # called with n whenever `lost` grew by n
     cdef long reported_lost
     cdef long reported_overruns
     cdef list pending
@@ -317,7 +317,10 @@ cdef class EventSocket:
 
     @property
     def lost(self) -> int:
-        """Events the kernel dropped for this socket since it was opened (SO_MEMINFO), as of the last overrun."""
+        """Deliveries the kernel dropped for this socket since it was opened (its SO_MEMINFO drop count,
+        read at each overrun and again once the socket is empty). Without `reliable` each one is an
+        event lost for good; with it, failed DESTROY deliveries are retried and counted again, and
+        missed NEW/UPDATE bits ride on the entry's next event, so this is at most what was lost."""
         return self.L.lost
 
     @property
@@ -423,7 +426,7 @@ cdef class EventSocket:
                 PyErr_CheckSignals()
                 continue
             break
-        if self.L.overruns != self.reported_overruns:
+        if self.L.overruns != self.reported_overruns or self.L.lost != self.reported_lost:
             lost = max(0, self.L.lost - self.reported_lost)
             self.reported_overruns = self.L.overruns
             self.reported_lost = self.L.lost

@@ -61,6 +61,7 @@ cdef struct loop_t:
     long received
     long overruns
     long lost
+    bint congested            # an overrun was seen since the socket was last found empty
     long truncated
     names_t names
 

@@ -325,6 +325,7 @@ cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcep
         if n < 0 and e == ENOBUFS:
             # The kernel dropped events since the last read; count them and go on reading.
             L.overruns += 1
+            L.congested = True
             drops = socket_drops(L.fd)
             if drops >= 0:
                 L.lost = drops
@@ -340,7 +341,14 @@ cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcep
         if n < 0 and e != EAGAIN:
             L.err = e
             return R_ERROR
-        # The socket is empty: hand over what we have, then sleep.
+        # The socket is empty. After an overrun, read the drop count again: the kernel reports ENOBUFS
+        # once per congestion (until its queue is empty), so drops after the report are counted only now.
+        if L.congested:
+            L.congested = False
+            drops = socket_drops(L.fd)
+            if drops >= 0:
+                L.lost = drops
+        # Hand over what we have, then sleep.
         if not L.text and L.nrec > 0:
             return R_BATCH
         if L.text and flush_out(L) < 0:

@@ -3,7 +3,7 @@
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdio cimport snprintf
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
@@ -50,8 +50,9 @@ def get(int nsfd, Filter filt not None):
     """Ask the kernel for the entry whose tuple the filter's template names (-G). Returns Flows."""
     cdef char req[REQ_SIZE]
     cdef NfctSocket sock = NfctSocket(nsfd)
-    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_ACK,
-                                         filt.family)
+    cdef nlmsghdr *nlh
+    memset(req, 0, REQ_SIZE)    # the builders leave some attribute padding unwritten
+    nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_ACK, filt.family)
     cdef list out = []
     cdef collect_ctx c
     if nfct_nlmsg_build(nlh, filt.ct) < 0:
@@ -188,8 +189,10 @@ def expectations(int nsfd, int family, bint xml=False, bint timestamp=False, byt
     cdef list lines = []
     cdef exp_ctx c
     cdef NfctSocket sock = NfctSocket(nsfd)
-    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET,
-                                         NLM_F_DUMP if get is None else NLM_F_ACK, family)
+    cdef nlmsghdr *nlh
+    memset(req, 0, REQ_SIZE)    # the builders leave some attribute padding unwritten
+    nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET,
+                          NLM_F_DUMP if get is None else NLM_F_ACK, family)
     if get is not None:
         if nlh.nlmsg_len + len(get) > REQ_SIZE:
             raise ValueError("expectation request too long")

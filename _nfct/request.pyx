@@ -10,7 +10,7 @@ nothing is waited for per request. The structs and the per-request inline helper
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR
 from libc.stdint cimport uint8_t, uint32_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 
 from _nfct.libmnl cimport *
@@ -126,7 +126,8 @@ cdef void req_free(req_t *r) noexcept nogil:
 
 cdef int batch_init(batch_t *b) noexcept nogil:
     memset(b, 0, sizeof(batch_t))
-    b.buf = <char *>malloc(SEND_SIZE)
+    # Zeroed: the builders leave some attribute padding unwritten, and the buffer is sent as is.
+    b.buf = <char *>calloc(1, SEND_SIZE)
     return 0 if b.buf != NULL else -1
 
 

@@ -7,6 +7,7 @@ are pipelined: -D/-U over a dump in _nfct.modify, the creates of a -R file in _n
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint16_t
+from libc.string cimport memset
 
 from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
@@ -28,7 +29,9 @@ cdef int _ignore_answer(const nlmsghdr *nlh, void *data) noexcept nogil:
 cdef int _talk_ct(int nsfd, uint16_t type, uint16_t flags, uint8_t family, const nf_conntrack *ct) except -1:
     cdef char req[8192]
     cdef NfctSocket sock = NfctSocket(nsfd)
-    cdef nlmsghdr *nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, type, flags, family)
+    cdef nlmsghdr *nlh
+    memset(req, 0, sizeof(req))    # the builders leave some attribute padding unwritten
+    nlh = sock.put_header(req, NFNL_SUBSYS_CTNETLINK, type, flags, family)
     try:
         if ct != NULL and nfct_nlmsg_build(nlh, ct) < 0:
             raise from_errno(errno, "build request")

@@ -6,10 +6,19 @@
 
 The socket is drained in C, without the GIL, a batch of events per system call; Python code sees
 ready-made :class:`Event` objects. A thread waiting for events does not hold the GIL, so other threads
-keep running; ``close()`` from any thread ends a waiting iteration at once. Lost events (the kernel
-had no room left in the socket buffer) are counted in ``lost``/``overruns`` and reported to
-``on_lost``; with ``reliable=True`` (the default) the kernel re-sends DESTROY events it could not
-deliver, so only NEW and UPDATE events can be lost.
+keep running; ``close()`` from any thread ends a waiting iteration at once.
+
+Loss: when the socket buffer is full the kernel drops the event for this socket, counts the drop
+(SO_MEMINFO) and reports ENOBUFS once, until the reader has emptied the socket. ``lost`` is that
+count, read at each report and again when the socket is next found empty, so it is exact once the
+reader has caught up: with ``reliable=False`` every drop is an event lost for good (events received +
+``lost`` = events sent). The kernel keeps no record of which events it dropped. With
+``reliable=True`` (the default) it re-sends DESTROY events until they are delivered, and a NEW or
+UPDATE it could not deliver is folded into the entry's next event; each failed attempt is still a
+drop, so ``lost`` is then at most the events lost (only NEW and UPDATE can be). ``overruns`` counts
+the ENOBUFS reports; ``on_lost(n)`` is called from the iterating thread whenever ``lost`` grew by n.
+Memory stays bounded: the kernel holds at most ``rcvbuf`` bytes of events, and a fetch() hands over
+at most a few thousand.
 """
 from __future__ import annotations
 
@@ -79,8 +88,9 @@ class EventStream(EventSocket):
 
     * ``fileno()`` -- the socket, readable when events wait (for select/poll);
     * ``fetch(timeout)`` -- the next batch as a list ([] on timeout, None once closed);
-    * ``lost`` -- events the kernel dropped because the buffer was full; ``overruns`` -- how often;
-      ``on_lost(n)`` is called from the iterating thread after each overrun;
+    * ``lost`` -- events the kernel dropped because the buffer was full (see the module doc for what
+      is exact); ``overruns`` -- ENOBUFS reports; ``on_lost(n)`` is called from the iterating thread
+      whenever ``lost`` grew by n;
     * ``rcvbuf`` -- the buffer the kernel granted; ``kernel_filter`` -- a BPF filter is attached.
     """
 
