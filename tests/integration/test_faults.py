@@ -368,7 +368,7 @@ def test_dump_with_a_tiny_receive_buffer_is_complete():
     from _nfct.format import Format
     from _nfct.socket import enter_netns
     from differential import assert_same
-    n = 20_000
+    n = 10_000
     ns = _filled(n)
     nsfd = enter_netns(ns.name)
     t0 = time.monotonic()
