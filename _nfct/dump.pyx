@@ -31,6 +31,7 @@ cdef enum:
     NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
+    DEFER_MIN_RCVBUF = 1 << 17  # SO_RCVBUF as getsockopt reports it (twice what was set): see start_deferred
 
 # Table names for the message type of the request.
 DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
@@ -64,7 +65,9 @@ cdef int start_deferred(pipe_t *p) noexcept nogil:
     """
     cdef int orig = 0, small = 1, sent
     cdef socklen_t l = sizeof(int)
-    if (getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0
+    # Not with a receive buffer that is small already (net.core.rmem_default lowered): the dump then
+    # fails with ENOBUFS (seen below 64 KiB on Linux 6.18), and the walk in send() is short anyway.
+    if (getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0 or orig < DEFER_MIN_RCVBUF
             or setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(int)) < 0):
         return send(p.fd, p.req, p.req_len, 0)
     p.skipping = send(p.fd, p.pre, (<const nlmsghdr *>p.pre).nlmsg_len, 0) >= 0
@@ -215,10 +218,11 @@ cdef class Dump:
         self.fc.items = NULL
 
     def __init__(self, int nsfd, int msg_type=DUMP_CONNTRACK, int family=0, Filter filt=None,
-                 bint kernel_filter=True, bint userspace_filter=True, int batches=NSLOTS):
+                 bint kernel_filter=True, bint userspace_filter=True, int batches=NSLOTS, int rcvbuf=0):
         """`batches`: how many received batches may wait for the consumer (64 KiB each at most,
         allocated only when used). A larger ring lets the kernel go on dumping while the caller
-        waits for something else, e.g. the other family's dump."""
+        waits for something else, e.g. the other family's dump. `rcvbuf` (> 0): the socket's
+        SO_RCVBUF instead of the system's default (tests of a tiny receive buffer)."""
         cdef nlmsghdr *nlh
         cdef int i
         self.filt = filt
@@ -252,6 +256,8 @@ cdef class Dump:
         self.pipe.head = self.pipe.tail = self.pipe.count = 0
         self.pipe.done = self.pipe.stop = False
         self.pipe.fd = self.sock.fd()
+        if rcvbuf > 0 and setsockopt(self.pipe.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(int)) < 0:
+            raise from_errno(errno, "setsockopt SO_RCVBUF")
         self.finished = False
         pthread_mutex_init(&self.pipe.lock, NULL)
         pthread_cond_init(&self.pipe.cond, NULL)

@@ -47,6 +47,11 @@ _HINTS = {
     _errno.EEXIST: "such conntrack exists already",
     _errno.EOPNOTSUPP: "not supported by the running kernel",
     _errno.EPROTONOSUPPORT: "the kernel has no ctnetlink (load nf_conntrack_netlink)",
+    # ctnetlink's only ENOMEM that is not a failed allocation: the namespace's table holds
+    # net.netfilter.nf_conntrack_max entries and none of them may be dropped early (all ASSURED)
+    _errno.ENOMEM: "the conntrack table may be full: raise net.netfilter.nf_conntrack_max or delete entries",
+    _errno.EBUSY: "the kernel will not change this on an existing entry (status bits EXPECTED, CONFIRMED, "
+                  "DYING, or clearing SEEN_REPLY/ASSURED; or its helper)",
 }
 
 _CLASSES = {

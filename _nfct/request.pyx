@@ -8,7 +8,7 @@ pass over the receive queue after each send sees every answer of that batch. Not
 nothing is waited for per request. The structs and the per-request inline helpers are in request.pxd.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno, EINTR, EPERM, EAGAIN
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
@@ -17,8 +17,8 @@ from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.pthread cimport *
-from _nfct.sysapi cimport htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
-    SO_SNDBUF, SO_SNDBUFFORCE
+from _nfct.sysapi cimport htonl, htons, recv, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
+    SO_SNDBUF, SO_SNDBUFFORCE, MSG_DONTWAIT
 from _nfct.filter cimport bitmask_of, set_attrs
 from _nfct.flow cimport Flow
 
@@ -137,8 +137,9 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
     cdef const nlmsghdr *nlh
     cdef uint32_t last, seq
     cdef ssize_t got
-    cdef int left
+    cdef int left, err, i
     cdef bint done = False
+    cdef bint refused = False
     if b.n == 0:
         return 0
     lastmsg = <nlmsghdr *>(b.buf + b.last)
@@ -149,10 +150,19 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
             r.err = errno
             return -1
     while not done:
-        got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
+        # After an EPERM for the first request, the rest may have been dropped unanswered (below):
+        # the kernel answered all it ran within the send, so an empty queue means no more answers.
+        if refused:
+            got = recv(mnl_socket_get_fd(r.nl), r.rbuf, RECV_SIZE, MSG_DONTWAIT)
+        else:
+            got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
         if got < 0:
             if errno == EINTR:
                 continue
+            if refused and errno == EAGAIN:
+                for i in range(1, b.n):
+                    cb(data, i, EPERM, NULL)
+                break
             r.err = errno
             return -1
         nlh = <const nlmsghdr *>r.rbuf
@@ -161,9 +171,14 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
             seq = nlh.nlmsg_seq
             if seq - b.first <= last - b.first:       # an answer to this batch (unsigned: wraps)
                 if nlh.nlmsg_type == NLMSG_ERROR:
-                    cb(data, seq - b.first, -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error, NULL)
+                    err = -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error
+                    cb(data, seq - b.first, err, NULL)
                     if seq == last:
                         done = True
+                    # nfnetlink refuses a whole sendmsg without CAP_NET_ADMIN with one EPERM, the
+                    # first request's, and drops the others unanswered (nfnetlink_rcv)
+                    elif seq == b.first and err == EPERM:
+                        refused = True
                 elif nlh.nlmsg_type >= 16:        # NLMSG_MIN_TYPE: a data answer
                     cb(data, seq - b.first, 0, nlh)
             nlh = mnl_nlmsg_next(nlh, &left)
