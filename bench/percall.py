@@ -348,7 +348,9 @@ def report(data: dict, facts: Dict[str, str], args: argparse.Namespace,
             ok = ok and (py <= TARGET * base + walk if dump else met)
         json_rows.append({"row": row, "argv": " ".join(argv), "target": target, "pynfct_ms": py * 1000,
                           "conntrack_ms": ct * 1000, "ratio": ratio, "met": met,
-                          "floor": floor / base if dump else None})
+                          "floor": floor / base if dump else None,
+                          "bound": (TARGET * base + walk) / base if dump else TARGET,
+                          "bound_met": py <= TARGET * base + walk if dump else met})
         goal = "(reference)"
         if target:
             goal = f"≤ {TARGET}" + ("" if met else ", **not met**")
