@@ -123,11 +123,14 @@ def machine_facts() -> Dict[str, str]:
 
 
 def git_state() -> Tuple[str, bool]:
-    """(`git rev-parse HEAD` of the checkout, whether tracked files have uncommitted changes)."""
+    """(`git rev-parse HEAD` of the checkout, whether tracked files other than the reports have uncommitted
+    changes)."""
     try:
         head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
                               text=True).stdout.strip() or "?"
-        dirty = bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+        # The reports and the README's figures are what bench/run-all itself rewrites as it goes.
+        dirty = bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":!bench/*.md", ":!bench/*.json", ":!README.md"],
                                     capture_output=True, text=True).stdout.strip())
     except OSError:
         return "?", True
@@ -731,6 +734,12 @@ def report(data: Dict[str, object]) -> str:
     out.append("|---|---|")
     for row in data["rows"]:
         out.append(f"| {row['name']} | {row['check']} |")
+    if any(row["kind"] == "floor" and not row["output_ok"] for row in data["rows"]):
+        out += ["", "**The kernel's own dumps were incomplete in this run**: the floor rows, which parse nothing, "
+                "counted other numbers of entries than the generator made, so the other rows' differences may not "
+                "be pynfct's. A dump taken while the global conntrack hash table is resized (nf_conntrack_buckets, "
+                f"written by another program; {data['table'].get('buckets', '?')} before and after the read rows here) "
+                "skips and repeats entries; run the bench again on a quiet machine."]
     return "\n".join(out)
 
 
@@ -758,6 +767,14 @@ def parse_args(argv: Optional[Sequence[str]] = None):
                    help="skip the write rows (-R, -D, -U, -F; bench/compare_writes.py)")
     p.add_argument("--no-reads", action="store_true", help="skip the read rows (only the write rows)")
     return p.parse_args(argv)
+
+
+def read_buckets() -> str:
+    try:
+        with open("/proc/sys/net/netfilter/nf_conntrack_buckets") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def json_path(md_path: str) -> str:
@@ -820,7 +837,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if rows:
             api_want = api_expected(ns.name, args.python)
             log(f"timing {args.rounds} round(s) of {len(rows)} rows after a warm-up; pynfct = {shlex.join(pynfct)}")
+            buckets = read_buckets()
             run_rounds(ns.name, rows, args.rounds, pynfct, args.python)
+            data["table"]["buckets"] = f"{buckets} / {read_buckets()}"
             data["rows"] = [row_data(row, rows[0], api_want) for row in rows]
         if not args.no_writes:
             from compare_writes import run_write_rows
