@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import timeit
@@ -25,6 +24,8 @@ from pynfct import Match  # noqa: E402
 from pynfct.template import Cmd  # noqa: E402
 from _nfct.filter import Filter  # noqa: E402
 from netns import NetNS  # noqa: E402
+sys.path.insert(0, HERE)
+import compare  # noqa: E402  (machine facts, saving the report)
 
 GET = dict(proto="tcp", src="10.0.0.1", dst="10.0.0.2", sport=1234, dport=443)
 
@@ -60,18 +61,16 @@ def main() -> None:
             gw = ns.run(["conntrack", "-G", "-p", "tcp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1234",
                          "--dport", "443"]).stdout.decode().splitlines()
             assert g is not None and strip([str(g)]) == strip(gw), (g, gw)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                            text=True).stdout.strip()
-    lines = [f"# Per-call overhead of the typed API (commit {commit})", "",
-             f"`python bench/api_overhead.py`, {os.cpu_count()} CPUs, best of 7 x 20,000 calls, process CPU time. "
+    facts = compare.machine_facts()
+    lines = [f"pynfct at {facts['commit']}; {facts['nproc']} CPUs, best of 7 x 20,000 calls, process CPU time. "
              "Content check: the timed dump()/get() return what conntrack -L/-G print: passed.", "",
              "| what | us per call | target |", "|---|---:|---|"]
     lines += [f"| {name} | {us:.1f} | < 20 |" for name, us in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.report:
-        with open(args.report, "w") as f:
-            f.write(text)
+        compare.save_report(args.report, "Per-call overhead of the typed API", text,
+                            {"facts": facts, "rows": [{"what": name.split(":")[0], "us": us} for name, us in rows]})
 
 
 if __name__ == "__main__":

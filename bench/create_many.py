@@ -18,7 +18,6 @@ create_many / load (target ≤ 1.2).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import resource
 import subprocess
@@ -102,7 +101,7 @@ def main() -> int:
     ap.add_argument("--entries", type=int, default=100000, help="N (default 100000)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds (default 3); best of them is reported")
     ap.add_argument("--save", default=os.path.join(REPO, "bench", "CREATE_MANY.md"),
-                    help="the markdown report (default bench/CREATE_MANY.md; '' for none)")
+                    help="the markdown report and its .json twin (default bench/CREATE_MANY.md; '' for none)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
@@ -156,11 +155,6 @@ def main() -> int:
     ratio = best["create_many"][0] / best["load"][0]
     ok = ratio <= TARGET
     report = [
-        "# create_many() vs load(): the same entries as FlowSpecs and as -I lines",
-        "",
-        f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC  ",
-        f"Command: `{' '.join(['bench/create_many.py', *sys.argv[1:]])}` (as root)",
-        "",
         f"Machine: nproc {facts['nproc']}, kernel {facts['kernel']}, CPU {facts['cpu']}, Python {facts['python']}; "
         f"pynfct at {facts['commit']}",
         f"N = {n:,} entries (75% TCP ESTABLISHED with status, 25% UDP, 10% IPv6, 1/16 with a reply tuple, "
@@ -190,9 +184,10 @@ def main() -> int:
     text = "\n".join(report) + "\n"
     print(text)
     if args.save:
-        with open(args.save, "w") as f:
-            f.write(text)
-        log(f"wrote {args.save}")
+        compare.save_report(args.save, "create_many() vs load(): the same entries as FlowSpecs and as -I lines", text,
+                            {"facts": facts, "entries": n, "rounds": args.rounds, "load_s": best["load"][0],
+                             "create_many_s": best["create_many"][0], "spec_us": best["specs"][0] / n * 1e6,
+                             "ratio": ratio, "ok": ok})
     return 0 if ok else 1
 
 

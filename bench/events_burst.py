@@ -19,14 +19,20 @@ events. Listeners, one at a time so they do not compete for the CPU:
   - `pynfct -E -b 212992` (the system's default buffer: shows what draining alone achieves; DESTROY
     events come through anyway because pynfct asks the kernel to re-send them)
   - the Python API: a child python iterating `Conntrack().events()` and counting by `ev.type`
+
+The content check of the pynfct -E rows: every entry of the burst has exactly one [NEW] and one [DESTROY]
+line (found by its source address, which is unique), and each line conntrack -E printed (it loses most
+of them, not the same ones every run) is the line pynfct printed for the same event, byte for byte
+with the timeouts blanked (bench/canon.py), the [USERSPACE] portid/progname (the `conntrack -R` of each
+burst differs, and its name is there only while it runs) and a DESTROY line's `mark=0` (the kernel leaves
+it out of a DESTROY event it re-sends after an overrun) left out. The Python API row is checked by its
+counts only.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import signal
@@ -34,9 +40,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+import compare  # noqa: E402  (machine facts, saving the report)
+from canon import blank_timeouts  # noqa: E402
 NS_PREFIX = "pynfct-bench-events-"
 CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
 SENTINEL_SRC = "192.0.2.254"
@@ -178,6 +187,7 @@ def run_listener(ns: Namespace, label: str, argv: List[str], lines_file: str, n:
         lines = out_text.splitlines()
         row["new"] = sum(1 for x in lines if x.startswith("    [NEW] ") and SENTINEL_SRC not in x)
         row["destroy"] = sum(1 for x in lines if x.startswith("[DESTROY] "))
+        row["events"] = events_by_source(lines)
         notice = re.search(r"buffer size has been set to (\d+) bytes", err_text)
         row["notice"] = notice.group(1) if notice else ""
         row["summary"] = err_text.strip().splitlines()[-1] if err_text.strip() else ""
@@ -186,40 +196,74 @@ def run_listener(ns: Namespace, label: str, argv: List[str], lines_file: str, n:
     return row
 
 
+def events_by_source(lines: List[str]) -> Dict[tuple, List[str]]:
+    """(event tag, source address) -> the lines (timeouts blanked) of the [NEW] and [DESTROY] events."""
+    out: Dict[tuple, List[str]] = {}
+    for line in lines:
+        tag = line.split("]", 1)[0].strip() + "]"
+        if tag not in ("[NEW]", "[DESTROY]") or SENTINEL_SRC in line:
+            continue
+        m = re.search(r" src=(\S+) ", line)
+        # Who made the change: the portid of the `conntrack -R` of that burst, and its name only if it still
+        # runs when the line is printed; neither is the listener's to choose.
+        line = re.sub(r" \[USERSPACE\] portid=\d+( progname=\S*)?$", " [USERSPACE]", line)
+        # A DESTROY event the kernel re-sends after an overrun carries a zero mark only if the first
+        # attempt's event bits asked for it: `mark=0` is there or not depending on the delivery.
+        if tag == "[DESTROY]":
+            line = line.replace(" mark=0 ", " ")
+        out.setdefault((tag, m.group(1) if m else ""), []).append(
+            blank_timeouts(b"\n" + line.encode()).decode()[1:])
+    return out
+
+
+def content_check(row: Dict[str, object], reference: Optional[Dict[tuple, List[str]]], n: int,
+                  complete: Sequence[str]) -> str:
+    """The check of a pynfct -E row against the burst and conntrack -E's lines; sets row["content_ok"].
+    Events of the kinds in `complete` must all be there; any event there must be there once."""
+    events = row.pop("events")
+    sources = [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(n)]
+    every = {(tag, src) for src in sources for tag in ("[NEW]", "[DESTROY]")}
+    want = {(tag, src) for src in sources for tag in complete}
+    problems = []
+    twice = {k for k, v in events.items() if len(v) != 1}
+    if not want <= set(events) <= every or twice:
+        problems.append(f"{len(want - set(events))} events missing, {len(set(events) - every)} unexpected, "
+                        f"{len(twice)} more than once")
+    compared = 0
+    if reference is not None:
+        for key, ct_lines in reference.items():
+            if key not in events:
+                continue
+            compared += len(ct_lines)
+            if events[key] != ct_lines:
+                problems.append(f"{key}: conntrack {ct_lines[:1]} vs pynfct {events.get(key, [])[:1]}")
+                break
+    row["content_ok"] = not problems
+    return (f"every burst entry once as {' and '.join(complete)}; " +
+            (f"the {compared} lines conntrack -E printed are pynfct's lines for the same events" if reference
+             else "no conntrack -E lines to compare")) if not problems else "**" + "; ".join(problems[:3]) + "**"
+
+
 def report(args, rows: List[Dict[str, object]], facts: Dict[str, str]) -> str:
     n = args.entries
-    out = ["# Event bursts: pynfct vs conntrack -E", "",
-           f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC  ",
-           f"Command: `{' '.join(shlex.quote(a) for a in sys.argv)}`", "",
-           "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()), "",
+    out = ["Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items() if k != "head") + "; load average at the "
+           "end " + " ".join(f"{x:.2f}" for x in os.getloadavg()), "",
            f"Burst: {n:,} entries created with one `conntrack -R` (TCP ESTABLISHED, distinct tuples), then "
            f"`conntrack -F`: {n:,} NEW and {n:,} DESTROY events. Each listener ran alone on a fresh burst. "
            "Losses vary from run to run with the load of the machine.", "",
            "| listener | NEW received | DESTROY received | of expected | ENOBUFS warnings | lost (counted) | "
-           "create s | flush s | all read after s |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "create s | flush s | all read after s | content check |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         got = int(r["new"]) + int(r["destroy"])
         lost = r.get("lost", "-")
         out.append(f"| {r['label']} | {r['new']:,} | {r['destroy']:,} | {100.0 * got / (2 * n):.1f}% | "
-                   f"{r['enobufs']} | {lost} | {r['create_s']:.2f} | {r['flush_s']:.2f} | {r['done_s']:.2f} |")
+                   f"{r['enobufs']} | {lost} | {r['create_s']:.2f} | {r['flush_s']:.2f} | {r['done_s']:.2f} | "
+                   f"{r.get('check', 'counts only')} |")
     out += ["", "`lost (counted)`: the Python API's `stream.lost`, the kernel's count of events dropped for a full "
             "socket buffer (SO_MEMINFO). `all read after`: seconds from the start of `conntrack -R` until the "
             "listener had printed its last event.", ""]
     return "\n".join(out)
-
-
-def machine_facts() -> Dict[str, str]:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    ver = subprocess.run(["conntrack", "-V"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": str(os.cpu_count()), "kernel": platform.release(), "CPU": cpu, "conntrack": ver,
-            "Python": platform.python_version(),
-            "load average at the end": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def main() -> int:
@@ -255,19 +299,29 @@ def main() -> int:
                 ("pynfct -E -b 212992", [*py, "-E", "-b", "212992"], False),
                 ("Python API: for ev in ct.events()", [sys.executable, "-c", API_CHILD, REPO, SENTINEL_SRC], True),
             ]
+            reference = None
             for label, argv, api in listeners:
                 if any(s in label for s in args.skip):
                     continue
-                rows.append(run_listener(ns, label, argv, lines_file, args.entries, tmp, api=api, env=env))
+                row = run_listener(ns, label, argv, lines_file, args.entries, tmp, api=api, env=env)
+                if label == "conntrack -E":
+                    reference = row.pop("events")
+                    row["check"] = "the reference (it loses events)"
+                elif not api:
+                    # -b 212992: NEW events are lost by design (the kernel re-sends only DESTROY events)
+                    complete = ("[DESTROY]",) if "-b" in argv else ("[NEW]", "[DESTROY]")
+                    row["check"] = content_check(row, reference, args.entries, complete)
+                rows.append(row)
                 ns.run("conntrack", "-F")
     finally:
         ns.close()
-    text = report(args, rows, machine_facts())
+    facts = compare.machine_facts()
+    text = report(args, rows, facts)
     print(text)
     if args.save:
-        with open(args.save, "w") as f:
-            f.write(text)
-    return 0
+        compare.save_report(args.save, "Event bursts: pynfct vs conntrack -E", text,
+                            {"facts": facts, "entries": args.entries, "rows": rows})
+    return 0 if all(r.get("content_ok", True) for r in rows) else 1
 
 
 if __name__ == "__main__":
