@@ -13,6 +13,7 @@ from _nfct.filter cimport Filter, ct_filter_reject
 from _nfct.format cimport Format, format_ct, ENTRY_MAX
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport ntohs, ntohl, timeval, gettimeofday
+from _nfct.policy cimport message_ok
 
 from _nfct.errors import from_errno
 
@@ -153,6 +154,15 @@ cdef struct exp_ctx:
     void *lines
 
 
+cdef int _exp_text(char *buf, const nf_expect *exp, unsigned int msg_type, unsigned int out_type,
+                   unsigned int out_flags) noexcept nogil:
+    """The expectation as conntrack formats it, into buf (EXP_MAX bytes, cut as conntrack's); the length."""
+    cdef int n = nfexp_snprintf(buf, EXP_MAX, exp, msg_type, out_type, out_flags)
+    if n < 0:
+        return 0
+    return n if n < EXP_MAX else EXP_MAX - 1
+
+
 cdef int _exp_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     cdef exp_ctx *c = <exp_ctx *>data
     cdef nf_expect *exp = nfexp_new()
@@ -167,12 +177,8 @@ cdef int _exp_cb(const nlmsghdr *nlh, void *data) noexcept nogil:
     if c.tms and c.out_type != NFCT_O_XML:
         gettimeofday(&tv, NULL)
         snprintf(stamp, 64, "[%-8ld.%-6ld]\t", tv.tv_sec, tv.tv_usec)
-    n = nfexp_snprintf(buf, EXP_MAX, exp, NFCT_T_UNKNOWN, c.out_type, c.out_flags)
+    n = _exp_text(buf, exp, NFCT_T_UNKNOWN, c.out_type, c.out_flags)
     nfexp_destroy(exp)
-    if n < 0:
-        n = 0
-    elif n >= EXP_MAX:
-        n = EXP_MAX - 1
     with gil:
         (<list>c.lines).append(stamp + buf[:n] + b"\n")
     return MNL_CB_OK
@@ -258,3 +264,40 @@ def expectation_records(int nsfd, int family):
     finally:
         sock.close()
     return records
+
+
+# --- one expectation message from bytes (recorded messages, the fuzzer) --------------------------------
+
+cdef nf_expect *_exp_parse(bytes data) except NULL:
+    cdef const nlmsghdr *nlh = <const nlmsghdr *><const char *>data
+    cdef nf_expect *exp
+    if len(data) < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len > len(data):
+        raise ValueError("not one whole netlink message")
+    if not message_ok(nlh, True):
+        raise ValueError("not an expectation as the kernel sends it (attribute lengths or types)")
+    exp = nfexp_new()
+    if exp == NULL:
+        raise MemoryError()
+    nfexp_nlmsg_parse(nlh, exp)
+    return exp
+
+
+def parse_expect(bytes data not None):
+    """The record (as expectation_records() gives) of one expectation message, nlmsghdr included, with
+    no socket. ValueError: not one whole message, or not an expectation as the kernel sends it
+    (_nfct.policy: libnetfilter_conntrack would exit, abort or read past it)."""
+    cdef nf_expect *exp = _exp_parse(data)
+    try:
+        return _exp_record(exp)
+    finally:
+        nfexp_destroy(exp)
+
+
+def format_expect(bytes data not None, bint xml=False, unsigned int msg_type=NFCT_T_UNKNOWN):
+    """The line conntrack prints for one expectation message (-L expect; -E expect with the event's
+    msg_type, T_NEW/T_UPDATE/T_DESTROY), newline included. Refuses what parse_expect() refuses."""
+    cdef char buf[EXP_MAX]
+    cdef nf_expect *exp = _exp_parse(data)
+    cdef int n = _exp_text(buf, exp, msg_type, NFCT_O_XML if xml else NFCT_O_DEFAULT, 0)
+    nfexp_destroy(exp)
+    return buf[:n] + b"\n"
