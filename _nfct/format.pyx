@@ -627,7 +627,7 @@ cdef class Format:
             self.labelmap_ref = labelmap
             self.f.labelmap = (<LabelMap>labelmap).map
 
-    def format(self, Flow flow, unsigned int msg_type=NFCT_T_UNKNOWN):
+    def format(self, Flow flow not None, unsigned int msg_type=NFCT_T_UNKNOWN):
         cdef char buf[ENTRY_MAX]
         cdef size_t n = format_ct(buf, ENTRY_MAX, flow.ct, &self.f, msg_type)
         return buf[:n].decode("utf-8", "replace")
