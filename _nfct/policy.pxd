@@ -7,3 +7,5 @@ cdef bint message_ok(const nlmsghdr *nlh, bint expect) noexcept nogil
 # The index of the first message of a batch whose length runs past the end or that message_ok() refuses
 # (data messages); -1 when none is.
 cdef long batch_bad(const char *buf, size_t len, bint expect) noexcept nogil
+# data as one message (its nlmsg_len within data, message_ok()); ValueError otherwise.
+cdef const nlmsghdr *checked_message(bytes data, bint expect) except NULL

@@ -250,3 +250,14 @@ cdef long batch_bad(const char *buf, size_t len, bint expect) noexcept nogil:
         i += 1
         nlh = mnl_nlmsg_next(nlh, &left)
     return -1
+
+
+cdef const nlmsghdr *checked_message(bytes data, bint expect) except NULL:
+    """data as one message: ValueError unless its length field fits and message_ok() takes it."""
+    cdef const nlmsghdr *nlh = <const nlmsghdr *><const char *>data
+    if len(data) < MSG_MIN or nlh.nlmsg_len < MSG_MIN or nlh.nlmsg_len > len(data):
+        raise ValueError("not one whole netlink message")
+    if not message_ok(nlh, expect):
+        raise ValueError(f"not {'an expectation' if expect else 'a conntrack entry'} as the kernel sends it "
+                         "(attribute lengths or types)")
+    return nlh

@@ -13,7 +13,7 @@ from _nfct.filter cimport Filter, ct_filter_reject
 from _nfct.format cimport Format, format_ct, ENTRY_MAX
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport ntohs, ntohl, timeval, gettimeofday
-from _nfct.policy cimport message_ok
+from _nfct.policy cimport checked_message
 
 from _nfct.errors import from_errno
 
@@ -269,13 +269,8 @@ def expectation_records(int nsfd, int family):
 # --- one expectation message from bytes (recorded messages, the fuzzer) --------------------------------
 
 cdef nf_expect *_exp_parse(bytes data) except NULL:
-    cdef const nlmsghdr *nlh = <const nlmsghdr *><const char *>data
-    cdef nf_expect *exp
-    if len(data) < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len > len(data):
-        raise ValueError("not one whole netlink message")
-    if not message_ok(nlh, True):
-        raise ValueError("not an expectation as the kernel sends it (attribute lengths or types)")
-    exp = nfexp_new()
+    cdef const nlmsghdr *nlh = checked_message(data, True)
+    cdef nf_expect *exp = nfexp_new()
     if exp == NULL:
         raise MemoryError()
     nfexp_nlmsg_parse(nlh, exp)
