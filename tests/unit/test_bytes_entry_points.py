@@ -163,3 +163,17 @@ def test_event_messages_of_other_types_are_skipped_as_nfct_catch_does():
     assert len(parse_events(msg)) == 1
     for typ in (0x0101, 0x01fa, 0x0200, 0x0300):
         assert parse_events(msg[:4] + struct.pack("=H", typ) + msg[6:]) == [], hex(typ)
+
+
+def test_an_expectation_s_flows_have_its_family_and_come_back_from_pickles():
+    """The fuzzer's finding (tests/fuzz/regressions/expect-without-tuple): libnetfilter_conntrack gives each
+    tuple's family to another one, so without CTA_EXPECT_TUPLE the mask had none, and its pickle lost it."""
+    import pickle
+    for present in ((1, 2, 3), (1, 3), (2,), (3,)):          # master, tuple, mask
+        rec = parse_expect(message(EXP_NEW, *[nest(t, *TUPLE_ATTRS) for t in present], family=2))
+        for key, t in (("master", 1), ("tuple", 2), ("mask", 3)):
+            flow = rec[key]
+            assert (flow is None) == (t not in present), (present, key)
+            if flow is not None:
+                assert flow.family == "ipv4" and flow.protonum == 17, (present, key, flow.as_dict())
+                assert pickle.loads(pickle.dumps(flow)) == flow, (present, key)
