@@ -61,8 +61,12 @@ step "root-free decoding and formatting tests, crafted bytes"
     tests/unit/test_no_crash.py
 
 step "dump and event tests (namespaces, as root)"
+# The instrumented pynfct starts and runs slower: on a loaded machine a differential test can see the
+# entries' timeouts tick more than its 2 s slack between conntrack's read and pynfct's. Such a failure
+# is reported as a test failure; the sanitizers' verdict is the report files below.
+tests=0
 "$py" -m pytest -q -p no:cacheprovider tests/integration/test_list_differential.py tests/integration/test_dying.py \
-    tests/integration/test_fast_format.py tests/integration/test_events.py tests/integration/test_fuzz.py
+    tests/integration/test_fast_format.py tests/integration/test_events.py tests/integration/test_fuzz.py || tests=$?
 
 step "sanitizer reports"
 if [ -n "$(ls -A "$reports")" ]; then
@@ -71,3 +75,4 @@ if [ -n "$(ls -A "$reports")" ]; then
     exit 1
 fi
 echo "    none"
+[ "$tests" = 0 ] || { echo "but the tests failed (exit status $tests)" >&2; exit "$tests"; }

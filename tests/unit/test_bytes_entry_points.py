@@ -177,3 +177,12 @@ def test_an_expectation_s_flows_have_its_family_and_come_back_from_pickles():
             if flow is not None:
                 assert flow.family == "ipv4" and flow.protonum == 17, (present, key, flow.as_dict())
                 assert pickle.loads(pickle.dumps(flow)) == flow, (present, key)
+
+
+@pytest.mark.parametrize("name,shown", [(b"\xc0ftp", "\ufffdftp"), (b"f\xc3\xa9\xe2\x82", "f\xe9\ufffd\ufffd"),
+                                        (b"\xed\xa0\x80", "\ufffd" * 3), (b"ftp", "ftp")])
+def test_names_that_are_not_utf8_still_give_json(name, shown):
+    """The fuzzer's finding (tests/fuzz/regressions/json-helper-not-utf8): a helper name with a byte that is
+    not UTF-8 went into -o json as it was, and as_dict() raised UnicodeDecodeError."""
+    flow = parse_message(message(CT_NEW, TUPLE, nest(CTA_HELP, nla(1, name + b"\0"))))
+    assert flow.as_dict()["helper"] == shown
