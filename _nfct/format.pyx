@@ -225,6 +225,9 @@ cdef void json_key_s(out_t *o, const char *key, const char *v) noexcept nogil:
     put(o, ",\""); put(o, key); put(o, "\":\""); put(o, v); put(o, "\"")
 
 
+cdef const char *REPLACEMENT = b"\xef\xbf\xbd"    # U+FFFD in UTF-8
+
+
 cdef int utf8_len(const unsigned char *s) noexcept nogil:
     """The length of the well-formed UTF-8 character at s (1 to 4 bytes), 0 if it is not one. Reads no
     further than a byte that is not a continuation byte (the terminating NUL is not one)."""
@@ -253,7 +256,8 @@ cdef int utf8_len(const unsigned char *s) noexcept nogil:
 cdef void json_str(out_t *o, const char *s) noexcept nogil:
     """s as a JSON string. Names come from the kernel as ASCII; a byte that is not part of well-formed
     UTF-8 becomes U+FFFD, so the output is always valid JSON text (the fuzzer found a helper name that
-    made as_dict() raise UnicodeDecodeError, tests/fuzz/regressions/json-helper-not-utf8)."""
+    made as_dict() raise UnicodeDecodeError, tests/fuzz/regressions/json-helper-not-utf8), and the same
+    text as the Flow.from_dict() of it (json-replacement-equality)."""
     cdef char tmp[8]
     cdef int n
     put(o, "\"")
@@ -266,7 +270,7 @@ cdef void json_str(out_t *o, const char *s) noexcept nogil:
             snprintf(tmp, 8, "\\u%04x", <unsigned int><unsigned char>s[0])
             put(o, tmp)
         elif n == 0:
-            put(o, "\\ufffd")
+            put(o, REPLACEMENT)      # as UTF-8, not escaped: the same bytes as a name that holds U+FFFD
             n = 1
         else:
             memcpy(tmp, s, n)

@@ -21,7 +21,7 @@ import pytest
 
 from _nfct.dump import parse_batch
 from _nfct.events import parse_events
-from _nfct.flow import parse_message
+from _nfct.flow import Flow, parse_message
 from _nfct.query import parse_expect
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
@@ -184,5 +184,10 @@ def test_an_expectation_s_flows_have_its_family_and_come_back_from_pickles():
 def test_names_that_are_not_utf8_still_give_json(name, shown):
     """The fuzzer's finding (tests/fuzz/regressions/json-helper-not-utf8): a helper name with a byte that is
     not UTF-8 went into -o json as it was, and as_dict() raised UnicodeDecodeError."""
-    flow = parse_message(message(CT_NEW, TUPLE, nest(CTA_HELP, nla(1, name + b"\0"))))
+    reply = nest(2, nest(CTA_TUPLE_IP, nla(CTA_IP_V4_SRC, bytes([10, 0, 0, 2])),
+                         nla(CTA_IP_V4_DST, bytes([10, 0, 0, 1]))),
+                 nest(CTA_TUPLE_PROTO, nla(CTA_PROTO_NUM, b"\x11")))
+    flow = parse_message(message(CT_NEW, TUPLE, reply, nest(CTA_HELP, nla(1, name + b"\0"))))
     assert flow.as_dict()["helper"] == shown
+    # and the Flow built from that is equal (json-replacement-equality: U+FFFD was escaped in one only)
+    assert Flow.from_dict(flow.as_dict()) == flow
