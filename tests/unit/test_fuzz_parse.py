@@ -15,7 +15,7 @@ import pytest
 
 FUZZ = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fuzz")
 SCRIPT = os.path.join(FUZZ, "fuzz_parse.py")
-RUNS = 4000
+RUNS = 50000
 
 if importlib.util.find_spec("atheris") is None and os.environ.get("PYNFCT_ROOT_FREE"):
     pytest.skip("atheris (the fuzz extra) is not installed in CI's root-free stage", allow_module_level=True)
