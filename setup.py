@@ -15,7 +15,7 @@ from setuptools.command.build_ext import build_ext
 LIBS = ("libnetfilter_conntrack", "libmnl")
 DEBIAN_PACKAGES = "libnetfilter-conntrack-dev libmnl-dev pkg-config gcc python3-dev"
 MODULES = ("constants", "flags", "socket", "filter", "format", "flow", "dump", "query", "progname", "evfilter",
-           "evloop", "events", "request", "write", "modify", "fastparse", "spec", "load")
+           "evloop", "events", "request", "write", "modify", "fastparse", "spec", "load", "policy")
 CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": False}
 
 

@@ -14,6 +14,7 @@ DUMP_UNCONFIRMED: int
 
 def split_dump(nsfd: int, msg_type: int, family: int, filt: Filter, userspace_filter: bool = ...,
                batches: int = ...) -> Tuple[List[Flow], "Dump"]: ...
+def parse_batch(data: bytes, filt: Optional[Filter] = ...) -> List[Flow]: ...
 
 @disjoint_base
 class Dump(Iterator[Flow]):

@@ -21,6 +21,7 @@ from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
 from _nfct.sysapi cimport recv, send, setsockopt, getsockopt, socklen_t, SOL_SOCKET, SO_RCVBUF
 from _nfct.fdio cimport outbuf_t, outbuf_flush
+from _nfct.policy cimport batch_bad
 
 from _nfct.errors import from_errno
 
@@ -480,6 +481,48 @@ def split_dump(int nsfd, int msg_type, int family, Filter filt, bint userspace_f
     d6.close()
     filt.kernel_tuple = False
     return [], Dump(nsfd, msg_type, family, filt, True, userspace_filter)
+
+
+def parse_batch(bytes data not None, Filter filt=None):
+    """The entries of one dump batch (the messages one recv() of a dump returns) from bytes, parsed as a
+    Dump parses a received batch (libmnl's mnl_cb_run, the same callback and filter), with no socket:
+    for recorded messages and the fuzzer. Parsing stops at NLMSG_DONE; an NLMSG_ERROR raises as a dump
+    does. ValueError: longer than a dump's receive buffer (64 KiB), or a message that is not an entry as
+    the kernel sends it (_nfct.policy).
+    """
+    cdef flow_ctx fc
+    cdef const char *buf = data
+    cdef size_t n = len(data)
+    cdef long bad
+    cdef int ret, err = 0, i
+    cdef list flows = []
+    if n > SLOT_SIZE:
+        raise ValueError(f"a dump batch holds at most {SLOT_SIZE} bytes, not {n}")
+    bad = batch_bad(buf, n, False)
+    if bad >= 0:
+        raise ValueError(f"message {bad}: not a conntrack entry as the kernel sends it (attribute lengths or types)")
+    fc.items = <nf_conntrack **>malloc(SLOT_SIZE // 16 * sizeof(nf_conntrack *))
+    if fc.items == NULL:
+        raise MemoryError()
+    fc.cap = SLOT_SIZE // 16      # more than a 64 KiB batch can hold (a message has at least 20 bytes)
+    fc.n = 0
+    fc.filt = &filt.f if filt is not None else NULL
+    try:
+        with nogil:
+            ret = mnl_cb_run(buf, n, 0, 0, flow_cb, &fc)
+            if ret < 0:
+                err = errno
+        for i in range(fc.n):
+            flows.append(Flow.adopt(fc.items[i]))
+            fc.items[i] = NULL
+    finally:
+        for i in range(fc.n):
+            if fc.items[i] != NULL:
+                nfct_destroy(fc.items[i])
+        free(fc.items)
+    if ret < 0:
+        raise from_errno(err, "dump")
+    return flows
 
 
 def _write_all(int fd, bytes data, bint lossy=False):

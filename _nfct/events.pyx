@@ -9,7 +9,7 @@ records that fetch() turns into Event objects. A filter goes to the kernel too, 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno
 from libc.stdint cimport uint32_t, uint64_t
-from libc.stdlib cimport malloc
+from libc.stdlib cimport malloc, calloc
 from libc.string cimport memset
 from posix.unistd cimport write, close
 
@@ -24,7 +24,8 @@ from _nfct.filter cimport Filter
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
 from _nfct.evloop cimport loop_t, bufs_t, rec_t, loop_alloc, loop_free, run_loop, flush_out, \
-    OUT_SIZE, LINE_MAX, R_STOP, R_CLOSED, R_INTR, R_BATCH, R_ERROR
+    handle_datagram, OUT_SIZE, LINE_MAX, SLOT_SIZE, R_STOP, R_CLOSED, R_INTR, R_BATCH, R_ERROR
+from _nfct.policy cimport batch_bad
 from _nfct.evfilter cimport attach_filter
 
 import os
@@ -167,6 +168,42 @@ cdef Event make_event(rec_t *r):
     ev._type = r.type
     r.ct = NULL
     return ev
+
+
+def parse_events(bytes data not None, Filter filt=None):
+    """The conntrack events of one datagram from bytes (its messages concatenated, as the kernel queues
+    them), read by the event loop's own code (type, sender, family and filter as EventSocket.fetch()
+    gives them), with no socket: for recorded messages and the fuzzer. ValueError: longer than the
+    loop's receive slot (8 KiB; the loop counts such a datagram as truncated), or a message that is not
+    an entry as the kernel sends it (_nfct.policy).
+    """
+    cdef loop_t L
+    cdef bufs_t B
+    cdef long bad
+    cdef int i
+    cdef list events = []
+    if len(data) > SLOT_SIZE:
+        raise ValueError(f"an event datagram holds at most {SLOT_SIZE} bytes, not {len(data)}")
+    bad = batch_bad(data, len(data), False)
+    if bad >= 0:
+        raise ValueError(f"message {bad}: not a conntrack entry as the kernel sends it (attribute lengths or types)")
+    memset(&L, 0, sizeof(loop_t))
+    memset(&B, 0, sizeof(bufs_t))
+    L.fd = L.wake_fd = L.stop_fd = L.out_fd = -1
+    L.recs = <rec_t *>calloc(16, sizeof(rec_t))
+    L.cap = 16
+    try:
+        if L.recs == NULL:
+            raise MemoryError()
+        if filt is not None:
+            L.filt = &filt.f
+            L.family = filt.family
+        handle_datagram(&L, data, len(data))
+        for i in range(L.nrec):
+            events.append(make_event(&L.recs[i]))
+    finally:
+        loop_free(&L, &B)      # what make_event did not take
+    return events
 
 
 cdef class EventSocket:

@@ -10,6 +10,7 @@ from _nfct.progname cimport names_t
 cdef enum:
     OUT_SIZE = 1 << 20       # text is written in blocks of up to 1 MiB
     LINE_MAX = 1024          # conntrack formats an event into 1024 bytes (longer lines are cut)
+    SLOT_SIZE = 8192         # one event per datagram; conntrack reads events into 4 KiB
 
 # Reasons the loop returns.
 cdef enum:
@@ -78,3 +79,5 @@ cdef int loop_alloc(loop_t *L, bufs_t *B) noexcept nogil
 cdef void loop_free(loop_t *L, bufs_t *B) noexcept nogil
 cdef int flush_out(loop_t *L) noexcept nogil
 cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcept nogil
+# Parse, filter and hand over (or format) every event message of one datagram; -1 on a write error.
+cdef int handle_datagram(loop_t *L, const char *buf, int len) noexcept nogil

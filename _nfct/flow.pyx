@@ -29,6 +29,7 @@ from _nfct.netlink cimport \
     CTA_SYNPROXY_TSOFF, CTA_HELP_NAME
 from _nfct.sysapi cimport ntohs, ntohl, htons, htonl, inet_ntop, inet_pton
 from _nfct.format cimport state_name, fmt_t, format_ct
+from _nfct.policy cimport checked_message
 
 
 
@@ -424,17 +425,15 @@ cdef class Tuple:
         return f"<Tuple {'reply' if self.reply else 'orig'} src={self.src} dst={self.dst} sport={self.sport} dport={self.dport}>"
 
 
-def parse_message(bytes data) -> Flow:
+def parse_message(bytes data not None) -> Flow:
     """A Flow from one raw ctnetlink message (nlmsghdr included), as the dump path parses it.
 
-    What a pickled Flow is made of (Flow._message()), and what tests feed crafted bytes to; a message
-    whose length field does not fit the buffer is refused.
+    What a pickled Flow is made of (Flow._message()), and what tests and the fuzzer feed crafted bytes
+    to. Raises ValueError for a message whose length field does not fit the buffer, or whose attributes
+    are not what the kernel sends (see _nfct.policy: libnetfilter_conntrack would exit or read past them).
     """
-    cdef const nlmsghdr *nlh = <const nlmsghdr *><const char *>data
-    cdef nf_conntrack *ct
-    if len(data) < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len < sizeof(nlmsghdr) + 4 or nlh.nlmsg_len > len(data):
-        raise ValueError("not one whole netlink message")
-    ct = nfct_new()
+    cdef const nlmsghdr *nlh = checked_message(data, False)
+    cdef nf_conntrack *ct = nfct_new()
     if ct == NULL:
         raise MemoryError()
     nfct_nlmsg_parse(nlh, ct)

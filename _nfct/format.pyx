@@ -8,7 +8,7 @@ conntrack's command-line form (ct_save_snprintf in conntrack.c), and `json` is p
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _nfct.libnfct cimport *
 from _nfct.flow cimport Flow
@@ -225,19 +225,58 @@ cdef void json_key_s(out_t *o, const char *key, const char *v) noexcept nogil:
     put(o, ",\""); put(o, key); put(o, "\":\""); put(o, v); put(o, "\"")
 
 
+cdef const char *REPLACEMENT = b"\xef\xbf\xbd"    # U+FFFD in UTF-8
+
+
+cdef int utf8_len(const unsigned char *s) noexcept nogil:
+    """The length of the well-formed UTF-8 character at s (1 to 4 bytes), 0 if it is not one. Reads no
+    further than a byte that is not a continuation byte (the terminating NUL is not one)."""
+    cdef unsigned char c = s[0]
+    cdef int n, i
+    if c < 0x80:
+        return 1
+    if 0xC2 <= c <= 0xDF:
+        n = 2
+    elif 0xE0 <= c <= 0xEF:
+        n = 3
+    elif 0xF0 <= c <= 0xF4:
+        n = 4
+    else:
+        return 0
+    for i in range(1, n):
+        if s[i] & 0xC0 != 0x80:
+            return 0
+    # no overlong forms, no surrogates, nothing above U+10FFFF
+    if (c == 0xE0 and s[1] < 0xA0) or (c == 0xED and s[1] >= 0xA0) or (c == 0xF0 and s[1] < 0x90) \
+            or (c == 0xF4 and s[1] >= 0x90):
+        return 0
+    return n
+
+
 cdef void json_str(out_t *o, const char *s) noexcept nogil:
+    """s as a JSON string. Names come from the kernel as ASCII; a byte that is not part of well-formed
+    UTF-8 becomes U+FFFD, so the output is always valid JSON text (the fuzzer found a helper name that
+    made as_dict() raise UnicodeDecodeError, tests/fuzz/regressions/json-helper-not-utf8), and the same
+    text as the Flow.from_dict() of it (json-replacement-equality)."""
     cdef char tmp[8]
+    cdef int n
     put(o, "\"")
     while s[0]:
+        n = utf8_len(<const unsigned char *>s)
         if s[0] == b'"' or s[0] == b'\\':
             tmp[0] = b'\\'; tmp[1] = s[0]; tmp[2] = 0
             put(o, tmp)
         elif <unsigned char>s[0] < 0x20:
             snprintf(tmp, 8, "\\u%04x", <unsigned int><unsigned char>s[0])
             put(o, tmp)
+        elif n == 0:
+            put(o, REPLACEMENT)      # as UTF-8, not escaped: the same bytes as a name that holds U+FFFD
+            n = 1
         else:
-            tmp[0] = s[0]; tmp[1] = 0
+            memcpy(tmp, s, n)
+            tmp[n] = 0
             put(o, tmp)
+            s += n - 1
         s += 1
     put(o, "\"")
 
@@ -627,7 +666,7 @@ cdef class Format:
             self.labelmap_ref = labelmap
             self.f.labelmap = (<LabelMap>labelmap).map
 
-    def format(self, Flow flow, unsigned int msg_type=NFCT_T_UNKNOWN):
+    def format(self, Flow flow not None, unsigned int msg_type=NFCT_T_UNKNOWN):
         cdef char buf[ENTRY_MAX]
         cdef size_t n = format_ct(buf, ENTRY_MAX, flow.ct, &self.f, msg_type)
         return buf[:n].decode("utf-8", "replace")

@@ -162,3 +162,48 @@ cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
         CTA_SYNPROXY_ITS
         CTA_SYNPROXY_TSOFF
         CTA_HELP_NAME
+
+
+# What the attribute policy (policy.pyx) checks besides the above: each level's highest type, the
+# attributes libnetfilter_conntrack reads without a check of its own, and the expectation's.
+cdef extern from "<linux/netlink.h>" nogil:
+    int NLA_TYPE_MASK
+    int NLA_HDRLEN
+
+cdef extern from "<linux/netfilter/nfnetlink_conntrack.h>" nogil:
+    enum:
+        CTA_MAX
+        CTA_TUPLE_MAX
+        CTA_IP_MAX
+        CTA_PROTO_MAX
+        CTA_PROTOINFO_MAX
+        CTA_PROTOINFO_TCP_MAX
+        CTA_PROTOINFO_DCCP_MAX
+        CTA_PROTOINFO_SCTP_MAX
+        CTA_COUNTERS_MAX
+        CTA_TIMESTAMP_MAX
+        CTA_NAT_SEQ_MAX
+        CTA_SYNPROXY_MAX
+        CTA_HELP_MAX
+        CTA_SECCTX_MAX
+        CTA_EXPECT_MAX
+        CTA_EXPECT_NAT_MAX
+        CTA_NAT_SRC
+        CTA_NAT_DST
+        CTA_LABELS_MASK
+        CTA_COUNTERS32_PACKETS
+        CTA_COUNTERS32_BYTES
+        CTA_HELP_INFO
+        CTA_EXPECT_MASTER
+        CTA_EXPECT_TUPLE
+        CTA_EXPECT_MASK
+        CTA_EXPECT_TIMEOUT
+        CTA_EXPECT_ID
+        CTA_EXPECT_HELP_NAME
+        CTA_EXPECT_ZONE
+        CTA_EXPECT_FLAGS
+        CTA_EXPECT_CLASS
+        CTA_EXPECT_NAT
+        CTA_EXPECT_FN
+        CTA_EXPECT_NAT_DIR
+        CTA_EXPECT_NAT_TUPLE

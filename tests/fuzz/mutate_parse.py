@@ -2,9 +2,9 @@
 
 Usage: python mutate_parse.py SEED COUNT. Dumps the namespace's table with a raw netlink socket, then
 flips random bytes of random messages and parses and formats each result in every output form. Prints
-"formatted N" at the end. libnetfilter_conntrack ends the process with exit(1) and "ctnetlink kernel ABI
-is broken" when an attribute has a length the kernel never sends; that is the library's policy, not a
-crash. A crash shows as death by a signal.
+"formatted N" at the end. parse_message refuses (ValueError) a message libnetfilter_conntrack would
+exit on ("ctnetlink kernel ABI is broken") or read past; a crash shows as death by a signal. The
+coverage-guided fuzzer of the same parsers, without a kernel, is tests/fuzz/fuzz_parse.py.
 """
 import random
 import socket

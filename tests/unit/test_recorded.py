@@ -4,10 +4,14 @@ tests/fixtures/ holds real ctnetlink messages with what conntrack 1.4.7 printed 
 tests/fixtures/record.py): conntrack-dump.json, dumps of a table with every protocol, states, marks,
 zones, labels, NAT, counters and timestamps, each with ``conntrack -L -o FORMAT``'s output;
 conntrack-events.json, the events of real traffic (NAT'd too) and of conntrack -U/-D, with
-``conntrack -E -o FORMAT``'s output. Each message goes through the parser the dump and event paths use
-(_nfct.flow.parse_message) and the CLI's formatter: the text must be conntrack's, byte for byte, except
-``delta-time`` (seconds since the entry started, which conntrack computes from the clock when it prints)
-and, for events, ``progname=`` (conntrack looks the sender's name up in /proc while it runs).
+``conntrack -E -o FORMAT``'s output; conntrack-expect.json, the expectation table of a namespace whose
+ftp helper expects data connections (IPv4, IPv6, one made by conntrack -I expect) with ``conntrack -L
+expect [-f ipv6] [-o xml]``'s output, and its expectation events with ``conntrack -E expect [-o xml]``'s.
+Each message goes through the parser the dump and event paths use (_nfct.flow.parse_message; for
+expectations _nfct.query.parse_expect/format_expect) and the CLI's formatter: the text must be
+conntrack's, byte for byte, except ``delta-time`` (seconds since the entry started, which conntrack
+computes from the clock when it prints) and, for events, ``progname=`` (conntrack looks the sender's
+name up in /proc while it runs).
 """
 from __future__ import annotations
 
@@ -23,9 +27,10 @@ import pytest
 from _nfct.events import T_DESTROY, T_NEW, T_UPDATE, Event
 from _nfct.flow import parse_message
 from _nfct.format import Format
-from _nfct.query import format_flows
+from _nfct.query import format_expect, format_flows, parse_expect
 from pynfct.cli.listing import _labelmap_for
 from pynfct.cli.parse import parse
+from pynfct.expect import Expectation
 from pynfct.template import Out
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
@@ -38,6 +43,7 @@ def _load(name: str) -> dict:
 
 DUMP = _load("conntrack-dump.json")
 EVENTS = _load("conntrack-events.json")
+EXPECT = _load("conntrack-expect.json")
 DELTA = re.compile(r"(delta-time=|<deltatime>)\d+")
 PROGNAME = re.compile(r"( \[USERSPACE\] portid=\d+) progname=\S+")
 
@@ -188,3 +194,67 @@ def test_a_truncated_message_is_refused():
     msg = _messages(DUMP, "")[0]
     with pytest.raises(ValueError):
         parse_message(msg[: len(msg) // 2])
+
+
+# --- expectations ---------------------------------------------------------------------------------------
+
+XML_EXPECT = Format(Out.XML, None, root=b"expect")     # the header and footer conntrack prints around them
+
+
+def _exp_event_type(msg: bytes) -> int:
+    """As nfexp_catch(): IPCTNL_MSG_EXP_DELETE is a DESTROY, a NEW with CREATE or EXCL a NEW, else UPDATE."""
+    typ, flags = struct.unpack_from("=HH", msg, 4)
+    if typ & 0xFF == 2:
+        return T_DESTROY
+    return T_NEW if flags & (0x400 | 0x200) else T_UPDATE
+
+
+def test_the_expectations_cover_what_they_should():
+    assert {"", "xml", "ipv6", "ipv6,xml"} <= set(EXPECT["outputs"])
+    text = EXPECT["outputs"][""]["text"] + EXPECT["outputs"]["ipv6"]["text"]
+    assert len(text.splitlines()) == len(EXPECT["messages"]) >= 2
+    for word in ("src=::1", "src=127.0.0.1", "proto=6", "helper=ftp", "master-src=", "mask-src="):
+        assert word in text, word
+    events = EXPECT["events"]["outputs"][""]
+    assert "[NEW]" in events and "[DESTROY]" in events
+
+
+@pytest.mark.parametrize("name", sorted(EXPECT["outputs"]), ids=lambda f: f or "default")
+def test_expect_list_formats_as_conntrack_printed(name):
+    xml = "xml" in name.split(",")
+    lines = b"".join(format_expect(m, xml) for m in _messages(EXPECT, name))
+    got = XML_EXPECT.header + lines + XML_EXPECT.footer if xml and lines else lines
+    assert got.decode() == EXPECT["outputs"][name]["text"]
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPECT["events"]["outputs"]), ids=lambda f: f or "default")
+def test_expect_events_format_as_conntrack_printed(fmt):
+    xml = fmt == "xml"
+    msgs = [bytes.fromhex(m) for m in EXPECT["events"]["messages"]]
+    lines = b"".join(format_expect(m, xml, _exp_event_type(m)) for m in msgs)
+    got = XML_EXPECT.header + lines + XML_EXPECT.footer if xml else lines
+    assert got.decode() == EXPECT["events"]["outputs"][fmt]
+
+
+def test_each_expectation_decodes_to_what_conntrack_showed():
+    for name in ("", "ipv6"):
+        lines = EXPECT["outputs"][name]["text"].splitlines()
+        msgs = _messages(EXPECT, name)
+        assert len(lines) == len(msgs)
+        for msg, line in zip(msgs, lines):
+            e = Expectation.from_record(parse_expect(msg))
+            assert line.startswith(f"{e.timeout} proto={e.tuple.protonum} "), line
+            assert f" src={e.tuple.orig.src} dst={e.tuple.orig.dst} " in line, line
+            assert f" mask-src={e.mask.orig.src} mask-dst={e.mask.orig.dst} " in line, line
+            assert f" master-src={e.master.orig.src} master-dst={e.master.orig.dst} " in line, line
+            assert f" sport={e.master.orig.sport} dport={e.master.orig.dport} " in line, line
+            assert e.family == ("ipv6" if name else "ipv4") and line.endswith(f" helper={e.helper}"), line
+            if e.proto == "tcp":
+                assert f" sport={e.tuple.orig.sport} dport={e.tuple.orig.dport} " in line, line
+
+
+def test_a_truncated_expectation_is_refused():
+    msg = _messages(EXPECT, "ipv6")[0]
+    for cut in (msg[:len(msg) // 2], msg[:19]):
+        with pytest.raises(ValueError):
+            parse_expect(cut)
