@@ -9,7 +9,7 @@ import os
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
 from _nfct.errors import NfctError
-from .io import Failure, err, out
+from .io import Failure, err, out, out_stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def get(cmd: Command) -> int:
     fmt = Format(cmd.output, _labelmap_for(cmd))
     if flows:
         # conntrack closes the <conntrack> element only after a listing, not after -G.
-        out(fmt.header + query.format_flows(flows, fmt))
+        out_stdio(fmt.header + query.format_flows(flows, fmt))
     return len(flows)
 
 
@@ -146,9 +146,10 @@ def expect_list(cmd: Command) -> int:
     xml = bool(cmd.output & Out.XML)
     lines = query.expectations(-1, cmd.family, xml, bool(cmd.output & Out.TMS))
     if lines and xml:
+        # conntrack flushes stdout after the closing tag
         out(b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n' + b"".join(lines) + b"</expect>\n")
     else:
-        out(b"".join(lines))
+        out_stdio(b"".join(lines))
     return len(lines)
 
 

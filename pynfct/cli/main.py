@@ -13,7 +13,7 @@ from _nfct.errors import NfctError, ParameterError
 from .._ints import Cmd
 from ..template import Command
 from .errors import OTHER_PROBLEM, PARAMETER_PROBLEM, PYNFCT_PREFIX as PREFIX, PYNFCT_PROG as PROG
-from .io import Failure, err, out
+from .io import Failure, err, flush_held, out
 from .signals import SIGPIPE, Interrupted, ended_by, interruptible
 
 # Command -> "module:function" of its handler, imported when used. A handler takes the Command and
@@ -63,6 +63,7 @@ def execute(cmd: Command) -> int:
     line = summary_line(cmd, counter)
     if line:
         err(f"{PREFIX}: {line}\n")
+    flush_held()
     # -U/-D: some entries failed (reported by the handler)
     failed = getattr(counter, "failures", None)
     return OTHER_PROBLEM if summary_failed(cmd, counter) or failed else 0
@@ -114,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return ended_by(SIGPIPE)
     except KeyboardInterrupt:
         return 130
+    finally:
+        flush_held()        # what conntrack's exit() flushes, after its error message
 
 if __name__ == "__main__":
     sys.exit(main())
