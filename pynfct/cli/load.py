@@ -224,7 +224,10 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
         raise e
     except KeyboardInterrupt as e:
         # a signal stopped the run (what ran stays, as when conntrack is killed): say what it did;
-        # `result` is complete once the finally below has run
+        # `result` is complete once the finally below has run. The check need not read on.
+        if checker is not None:
+            for loader in checker.args[5]:
+                loader.cancel()
         e.partial = result      # type: ignore[attr-defined]
         raise
     finally:
