@@ -8,7 +8,7 @@ pass over the receive queue after each send sees every answer of that batch. Not
 nothing is waited for per request. The structs and the per-request inline helpers are in request.pxd.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno, EINTR, EAGAIN, EPERM
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -17,7 +17,7 @@ from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.pthread cimport *
-from _nfct.sysapi cimport htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
+from _nfct.sysapi cimport recv, MSG_DONTWAIT, htonl, htons, setsockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, \
     SO_SNDBUF, SO_SNDBUFFORCE
 from _nfct.filter cimport bitmask_of, set_attrs
 from _nfct.flow cimport Flow
@@ -136,8 +136,9 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
     cdef const nlmsghdr *nlh
     cdef uint32_t last, seq
     cdef ssize_t got
-    cdef int left
+    cdef int left, e, i
     cdef bint done = False
+    cdef bint refused = False
     if b.n == 0:
         return 0
     lastmsg = <nlmsghdr *>(b.buf + b.last)
@@ -148,7 +149,17 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
             r.err = errno
             return -1
     while not done:
-        got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
+        if refused:
+            # Without CAP_NET_ADMIN nfnetlink refuses the whole datagram with one EPERM answer (to its
+            # first request) and answers nothing else: the kernel has answered all it will by now
+            # (it handles a request inside sendmsg), so take what is queued and stop.
+            got = recv(mnl_socket_get_fd(r.nl), r.rbuf, RECV_SIZE, MSG_DONTWAIT)
+            if got < 0 and errno == EAGAIN:
+                for i in range(1, b.n):     # none of the datagram's requests was done
+                    cb(data, i, EPERM, NULL)
+                break
+        else:
+            got = mnl_socket_recvfrom(r.nl, r.rbuf, RECV_SIZE)
         if got < 0:
             if errno == EINTR:
                 continue
@@ -160,9 +171,12 @@ cdef int req_flush(req_t *r, batch_t *b, answer_cb cb, void *data) noexcept nogi
             seq = nlh.nlmsg_seq
             if seq - b.first <= last - b.first:       # an answer to this batch (unsigned: wraps)
                 if nlh.nlmsg_type == NLMSG_ERROR:
-                    cb(data, seq - b.first, -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error, NULL)
+                    e = -(<const nlmsgerr *>mnl_nlmsg_get_payload(nlh)).error
+                    cb(data, seq - b.first, e, NULL)
                     if seq == last:
                         done = True
+                    elif e == EPERM and seq == b.first:
+                        refused = True
                 elif nlh.nlmsg_type >= 16:        # NLMSG_MIN_TYPE: a data answer
                     cb(data, seq - b.first, 0, nlh)
             nlh = mnl_nlmsg_next(nlh, &left)
