@@ -10,7 +10,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from posix.unistd cimport write, close
 
 from _nfct.libnfct cimport *
@@ -23,7 +23,7 @@ from _nfct.socket cimport NfctSocket
 from _nfct.filter cimport Filter
 from _nfct.format cimport Format, fmt_t, format_ct
 from _nfct.flow cimport Flow
-from _nfct.evloop cimport loop_t, bufs_t, rec_t, loop_alloc, loop_free, run_loop, flush_out, \
+from _nfct.evloop cimport loop_t, bufs_t, rec_t, loop_alloc, loop_free, run_loop, flush_out, stop_by, \
     handle_datagram, OUT_SIZE, LINE_MAX, SLOT_SIZE, R_STOP, R_CLOSED, R_INTR, R_BATCH, R_ERROR
 from _nfct.policy cimport batch_bad
 from _nfct.evfilter cimport attach_filter
@@ -430,18 +430,33 @@ cdef class EventSocket:
             if r == R_CLOSED:
                 return "closed"
 
-    def drain(self):
-        """Write what the socket holds now, without waiting (before exiting on a signal)."""
+    def drain(self, bytes footer=b""):
+        """Stopping (on a signal): write what the socket holds now, without waiting, then `footer` if
+        the header was written. Gives up after DRAIN_SECONDS (a flood, or a reader that stopped
+        reading: `dropped` counts the bytes it did not take)."""
         cdef int r = R_INTR
-        cdef int rounds = 0
+        cdef Py_ssize_t n = len(footer)
         if not self.L.text:
             return
-        while r == R_INTR and rounds < 100:
+        if self.L.deadline == 0:        # (the loop may have set it already, when the signal came)
+            stop_by(&self.L)
+        while r == R_INTR:
             r = self._run(0, True)
-            rounds += 1
+        if n and self.L.header_done and self.L.header_len > 0:
+            if self.L.len + n > OUT_SIZE:
+                with nogil:
+                    flush_out(&self.L)
+            if self.L.len + n <= OUT_SIZE:
+                memcpy(self.L.out + self.L.len, <const char *>footer, n)
+                self.L.len += n
         if self.L.len:
             with nogil:
                 flush_out(&self.L)
+
+    @property
+    def dropped(self) -> int:
+        """Bytes of text drain() could not write before its deadline."""
+        return self.L.dropped
 
     # -- Event objects (the Python API)
     def fetch(self, timeout=None):

@@ -54,6 +54,8 @@ cdef struct loop_t:
     long shown
     int err
     bint err_is_write         # err came from writing the output (EPIPE: the reader went away)
+    double deadline           # stopping (drain()): when writing and reading give up; 0: never
+    long dropped              # bytes of text the deadline left unwritten (a reader that stopped reading)
     # records for Python
     rec_t *recs
     int nrec
@@ -78,6 +80,8 @@ cdef int loop_alloc(loop_t *L, bufs_t *B) noexcept nogil
 # Frees the buffers, the records not handed over and the name cache (not the fds).
 cdef void loop_free(loop_t *L, bufs_t *B) noexcept nogil
 cdef int flush_out(loop_t *L) noexcept nogil
+# Stopping: drain() and flush_out() give up DRAIN_SECONDS from now.
+cdef void stop_by(loop_t *L) noexcept nogil
 cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcept nogil
 # Parse, filter and hand over (or format) every event message of one datagram; -1 on a write error.
 cdef int handle_datagram(loop_t *L, const char *buf, int len) noexcept nogil

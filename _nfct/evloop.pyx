@@ -27,11 +27,14 @@ from _nfct.format cimport format_ct
 from _nfct.progname cimport NAME_MAX, port_name
 
 cdef enum:
+    PIPE_BUF = 4096          # linux/limits.h: a write this small to a pipe with room never blocks
     SLOTS = 256              # datagrams per recvmmsg()
     LINE_ROOM = LINE_MAX + 256   # + timestamp, [USERSPACE] suffix, newline
     REC_CAP = 4096           # events one fetch() hands to Python at most
 
-cdef double DRAIN_SECONDS = 2.0     # on SIGINT: write what is queued, but do not chase a flood
+# On SIGINT/SIGTERM: write what is queued for this long at most, then stop (the program must end within
+# 0.2 s of the signal, whether events keep flooding in or the reader of the output stopped reading).
+cdef double DRAIN_SECONDS = 0.03
 
 #: conntrack's words when the socket buffer overflowed (conntrack.c, CT_EVENT)
 ENOBUFS_WARNING = (b"WARNING: We have hit ENOBUFS! We are losing events.\n"
@@ -91,16 +94,30 @@ cdef bint fd_readable(int fd) noexcept nogil:
 
 
 cdef int flush_out(loop_t *L) noexcept nogil:
-    """Write the pending text. A signal that asks to stop aborts a write blocked on a full pipe."""
+    """Write the pending text. A signal that asks to stop aborts a write blocked on a full pipe; once
+    stopping (L.deadline set), a reader that does not take the text by the deadline loses it."""
     cdef size_t off = 0
     cdef ssize_t n
     cdef pollfd p
+    cdef int ms
     while off < L.len:
-        n = write(L.out_fd, L.out + off, L.len - off)
+        # a signal that came while no write was blocked: the next write must not block past the deadline
+        if L.deadline > 0 or stopping(L):
+            # wait for room, then write no more than a pipe takes without blocking
+            ms = <int>((L.deadline - now()) * 1000)
+            p.fd = L.out_fd
+            p.events = 4     # POLLOUT
+            p.revents = 0
+            if ms <= 0 or poll(&p, 1, ms) <= 0:
+                L.dropped += L.len - off
+                off = L.len
+                break
+            n = write(L.out_fd, L.out + off, min(L.len - off, PIPE_BUF))
+        else:
+            n = write(L.out_fd, L.out + off, L.len - off)
         if n < 0:
             if errno == EINTR:
-                if fd_readable(L.stop_fd):
-                    break
+                stopping(L)     # from now on the write waits until the deadline at most
                 continue
             if errno == EAGAIN:
                 p.fd = L.out_fd
@@ -289,6 +306,21 @@ cdef int handle_datagram(loop_t *L, const char *buf, int len) noexcept nogil:
         nlh = mnl_nlmsg_next(nlh, &len)
     return 0
 
+cdef bint stopping(loop_t *L) noexcept nogil:
+    """A signal asked the caller to stop (its stop fd is readable): the deadline is set from then on."""
+    if L.deadline > 0:
+        return True
+    if fd_readable(L.stop_fd):
+        stop_by(L)
+        return True
+    return False
+
+
+cdef void stop_by(loop_t *L) noexcept nogil:
+    """The caller is stopping: reading and writing end DRAIN_SECONDS from now."""
+    L.deadline = now() + DRAIN_SECONDS
+
+
 cdef double now() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -303,11 +335,13 @@ cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcep
     cdef int n, i, r, e
     cdef long drops
     cdef pollfd fds[3]
-    cdef double end = now() + DRAIN_SECONDS if drain_only else 0
+    cdef double end = L.deadline if drain_only and L.deadline > 0 else now() + DRAIN_SECONDS
     while True:
         if L.closing:
             return R_CLOSED
-        if drain_only and now() > end:
+        if not drain_only and L.deadline > 0:
+            return R_STOP       # stopping() saw the signal while writing; drain() writes what is left
+        if drain_only and (now() > end or L.dropped):     # (L.dropped: the reader takes nothing)
             if L.text and flush_out(L) < 0:
                 return R_ERROR
             return R_DRAINED
@@ -325,6 +359,8 @@ cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcep
                     return R_ERROR
             if not L.text and L.nrec > REC_CAP - SLOTS:
                 return R_BATCH
+            if not drain_only and stopping(L):
+                return R_STOP   # a flood keeps the socket full: look for the signal after each batch
             continue
         e = errno
         if n < 0 and e == ENOBUFS:

@@ -24,6 +24,13 @@ cdef int _nsfd_of(netns) except -2:
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
+cdef object _failed(int err, str call, str what):
+    """The NfctError of a failed libmnl call; `.call` names it (conntrack's perror() prints that name)."""
+    e = from_errno(err, what)
+    e.call = call
+    return e
+
+
 def enter_netns(netns):
     """Open the namespace fd once, so later sockets need no path lookups. Returns an owned fd or -1."""
     return _nsfd_of(netns)
@@ -44,11 +51,11 @@ cdef class NfctSocket:
         try:
             self.mnl = mnl_socket_open(NETLINK_NETFILTER)
             if self.mnl == NULL:
-                raise from_errno(errno, "can't open netlink socket")
+                raise _failed(errno, "mnl_socket_open", "can't open netlink socket")
             if mnl_socket_bind(self.mnl, groups, MNL_SOCKET_AUTOPID) < 0:
                 err = errno
                 self.close_()
-                raise from_errno(err, "can't bind netlink socket")
+                raise _failed(err, "mnl_socket_bind", "can't bind netlink socket")
         finally:
             if own >= 0:
                 # Go back even if the socket failed: the thread must not stay in the test namespace.

@@ -14,18 +14,20 @@ deliver (NETLINK_BROADCAST_ERROR), and what the kernel can filter is attached as
 from __future__ import annotations
 
 import os
-import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal      # the same functions, with types (_signal has no stubs)
     from types import FrameType
     from typing import Optional
+else:
+    import _signal
 
 from _nfct.errors import NfctError
 from .._ints import Cmd, Opt, Out
 from ..template import Command
 from .errors import PYNFCT_PREFIX as PREFIX
-from .io import Failure, err, out
+from .io import Failure, err
 
 
 def ct_events(cmd: Command) -> int:
@@ -60,7 +62,11 @@ def _events(cmd: Command, expect: bool) -> int:
     try:
         sock = EventSocket(-1, _groups(cmd, expect), None,
                            cmd.socketbuffersize if buffersize else DEFAULT_RCVBUF, True, True, expect)
-    except NfctError:
+    except NfctError as e:
+        call = getattr(e, "call", None)
+        if call is not None and not expect:
+            # conntrack's perror() in nfct_mnl_socket_open(); -E expect opens with nfct_open(), silently
+            err(f"{call}: {os.strerror(e.errno or 0)}\n")
         raise Failure("Can't open handler" if expect else "Can't open netlink socket")
 
     if buffersize:
@@ -88,11 +94,11 @@ def _events(cmd: Command, expect: bool) -> int:
             except NfctError as e:
                 raise Failure(f"failed to received netlink event: {os.strerror(e.errno or 0)}")
             stop.clear()
-        sock.drain()
+        # what the socket holds, and the XML footer: for DRAIN_SECONDS at most (conntrack's handler exits
+        # at once and loses it), so that the program ends within 0.2 s of the signal
+        sock.drain(fmt.footer)
     finally:
         stop.restore()
-    if sock.header_written:
-        out(fmt.footer)
     err(f"{PREFIX}: {EVENT_SIGNAL_MSG[Cmd.EXP_EVENT if expect else Cmd.CT_EVENT] % sock.shown}\n")
     sock.close()
     # conntrack exits 0 from its signal handler, with no other summary.
@@ -100,14 +106,15 @@ def _events(cmd: Command, expect: bool) -> int:
 
 
 class _StopOnSignal:
-    """SIGINT/SIGTERM set a flag and wake the event loop through a pipe (signal.set_wakeup_fd)."""
+    """SIGINT/SIGTERM set a flag and wake the event loop through a pipe (set_wakeup_fd); _signal, not
+    signal: that imports enum."""
 
     def __init__(self) -> None:
         self.requested = False
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.fd = self._r
-        self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        self._old_wakeup = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        self._old = {s: _signal.signal(s, self._handler) for s in (_signal.SIGINT, _signal.SIGTERM)}
+        self._old_wakeup = _signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
 
     def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
         self.requested = True
@@ -121,8 +128,8 @@ class _StopOnSignal:
             pass
 
     def restore(self) -> None:
-        signal.set_wakeup_fd(self._old_wakeup)
+        _signal.set_wakeup_fd(self._old_wakeup)
         for s, h in self._old.items():
-            signal.signal(s, h)
+            _signal.signal(s, h)
         os.close(self._r)
         os.close(self._w)

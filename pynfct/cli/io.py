@@ -4,6 +4,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List
+
 from .errors import OTHER_PROBLEM
 
 
@@ -27,6 +31,29 @@ def out(data: bytes, fd: int = 1) -> None:
             raise
         except OSError:
             return
+
+
+#: conntrack's stdout is a stdio stream: to a pipe or a file it goes out in blocks of st_blksize (4096)
+#: and the last, partial block only at exit, after the summary line on stderr.
+BLOCK = 4096
+_held: List[bytes] = []
+
+
+def out_stdio(data: bytes) -> None:
+    """Write as conntrack's printf() would: all of it to a terminal; else whole blocks now, and the rest
+    after the summary (flush_held()). A reader that is gone then sees the summary first, as with
+    conntrack, and `2>&1` gets the same order of bytes."""
+    if not os.isatty(1):
+        cut = len(data) - len(data) % BLOCK
+        _held.append(data[cut:])
+        data = data[:cut]
+    out(data)
+
+
+def flush_held() -> None:
+    data = b"".join(_held)
+    _held.clear()
+    out(data)
 
 
 def err(text: str) -> None:

@@ -9,7 +9,7 @@ import os
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
 from _nfct.errors import NfctError
-from .io import Failure, out
+from .io import Failure, err, out, out_stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,36 +87,63 @@ def get(cmd: Command) -> int:
     fmt = Format(cmd.output, _labelmap_for(cmd))
     if flows:
         # conntrack closes the <conntrack> element only after a listing, not after -G.
-        out(fmt.header + query.format_flows(flows, fmt))
+        out_stdio(fmt.header + query.format_flows(flows, fmt))
     return len(flows)
 
 
 def count(cmd: Command) -> int:
+    """-C. As conntrack 1.4.7: when the kernel refuses (no CAP_NET_ADMIN), the count is read from /proc
+    and printed, then the refusal is reported (exit 1): a script sees that the kernel was not asked."""
     from _nfct import query
+    failed: Optional[NfctError] = None
     try:
         n = query.count(-1)
-    except NfctError:
+    except NfctError as e:
+        failed = e
         n = None
     if n is None:
         path = "/proc/sys/net/netfilter/nf_conntrack_count"
         try:
-            with open(path) as f:
+            with open(path, "rb") as f:
                 n = int(f.read().split()[0])
         except OSError:
             raise Failure(f"Can't open {path}")
         except (ValueError, IndexError):
             raise Failure(f"Can't read {path}")
     out(b"%d\n" % n)
+    if failed is not None:
+        raise failed
     return 0
 
 
 def stats(cmd: Command) -> int:
+    """-S and -S expect; on a refusal, conntrack's /proc display, then the refusal (as count())."""
     expect = cmd.command == Cmd.EXP_STATS
     from _nfct import query
-    rows = query.stats(-1, expect)
+    try:
+        rows = query.stats(-1, expect)
+    except NfctError:
+        _proc_stats()
+        raise
     out("".join("cpu=%-4u\t%s\n" % (cpu, "".join(f"{k}={v} " for k, v in row.items()))
                  for cpu, row in rows).encode())
     return 0
+
+
+def _proc_stats() -> None:
+    """conntrack's display_proc_conntrack_stats(): /proc/net/stat/nf_conntrack, one row per line with
+    the header's names and the values read as hex (the same file for -S expect)."""
+    try:
+        with open("/proc/net/stat/nf_conntrack", "rb") as f:
+            names = f.readline().split()
+            rows = [line.split() for line in f]
+    except OSError:
+        names = []
+    if not names:
+        raise Failure("Can't open /proc interface")
+    out(b"".join(b"cpu=%-4d\t" % cpu + b"".join(b"%s=%d " % (k, int(v, 16) & 0xFFFFFFFF)
+                                                 for k, v in zip(names, row)) + b"\n"
+                 for cpu, row in enumerate(rows)))
 
 
 def expect_list(cmd: Command) -> int:
@@ -124,13 +151,19 @@ def expect_list(cmd: Command) -> int:
     xml = bool(cmd.output & Out.XML)
     lines = query.expectations(-1, cmd.family, xml, bool(cmd.output & Out.TMS))
     if lines and xml:
+        # conntrack flushes stdout after the closing tag
         out(b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n' + b"".join(lines) + b"</expect>\n")
     else:
-        out(b"".join(lines))
+        out_stdio(b"".join(lines))
     return len(lines)
 
 
 def expect_count(cmd: Command) -> int:
     from _nfct import query
-    out(b"%d\n" % len(query.expectations(-1, cmd.family)))
+    try:
+        n = len(query.expectations(-1, cmd.family))
+    except NfctError:
+        out(b"0\n")        # conntrack prints its counter, then reports the failed dump
+        raise
+    out(b"%d\n" % n)
     return 0

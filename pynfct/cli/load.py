@@ -84,7 +84,9 @@ def run_file(path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], prog
         seekable = stat.S_ISREG(os.fstat(fd).st_mode)
         if not seekable:
             import tempfile       # only for a pipe: it costs a few ms of every start
-            spool = tempfile.TemporaryFile()
+            # private (0600) and nameless from the start (O_TMPFILE; else created O_EXCL and unlinked
+            # at once): no exit path, a signal's included, can leave it behind
+            spool = tempfile.TemporaryFile(prefix="pynfct-stdin-")
         progb = os.fsencode(prog)
         warn = warn if warn is not None else _stderr
         return _two_passes(fd, spool, progb, out_fd, nsfd, warn, connlabel_conf, stop_on_delete_failure, cli)
@@ -220,6 +222,14 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
         if checker is not None and checker.error is not None:
             raise checker.error from None
         raise e
+    except KeyboardInterrupt as e:
+        # a signal stopped the run (what ran stays, as when conntrack is killed): say what it did;
+        # `result` is complete once the finally below has run. The check need not read on.
+        if checker is not None:
+            for loader in checker.args[5]:
+                loader.cancel()
+        e.partial = result      # type: ignore[attr-defined]
+        raise
     finally:
         if checker is not None:
             checker.join()
@@ -277,14 +287,25 @@ def _run_line(cmd: CliCommand, result: LoadResult, out_fd: int, nsfd: int, cli: 
         result.flushed += 1
         return
     update = cmd.command == Cmd.CT_UPDATE
-    counted = _modify(cmd, update, out_fd, nsfd, report=cli)
-    result.failures.extend(counted.failures)
+    try:
+        counted = _modify(cmd, update, out_fd, nsfd, report=cli)
+    except BaseException as e:
+        # a signal handler's exception (Ctrl-C): count what the line did before it stopped
+        p = getattr(e, "partial", None)
+        if p is not None:
+            _count(result, update, p.count, p.failures)
+        raise
+    _count(result, update, int(counted), counted.failures)
+    if not update and counted.failures and stop_on_delete_failure:
+        raise LoadAborted()
+
+
+def _count(result: LoadResult, update: bool, n: int, failures: List[int]) -> None:
+    result.failures.extend(failures)
     if update:
-        result.updated += int(counted)
+        result.updated += n
     else:
-        result.deleted += int(counted)
-        if counted.failures and stop_on_delete_failure:
-            raise LoadAborted()
+        result.deleted += n
 
 
 def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[Union[str, bytes]]]") -> "WriteResult":
@@ -300,14 +321,16 @@ def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[
     if isinstance(source, (str, bytes, os.PathLike)):
         path: Union[str, bytes] = os.fsencode(source)
     else:
-        spool = tempfile.NamedTemporaryFile(prefix="pynfct-load-")
+        # A file without a name (O_TMPFILE, or unlinked at once), private (0600): nothing is left
+        # behind whatever ends the process; the run reads it through /proc/self/fd.
+        spool = tempfile.TemporaryFile(prefix="pynfct-load-")
         for line in source:
             if not isinstance(line, (str, bytes)):
                 raise TypeError(f"load() takes lines as str or bytes, not {type(line).__name__}")
             data = line.encode() if isinstance(line, str) else bytes(line)
             spool.write(data if data.endswith(b"\n") else data + b"\n")
         spool.flush()
-        path = spool.name
+        path = f"/proc/self/fd/{spool.fileno()}"
     try:
         r = run_file(path, "pynfct", out_fd=-1, nsfd=ct._fd(), warn=_ignore,
                      connlabel_conf=ct._labelmap_path, cli=False)

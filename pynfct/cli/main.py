@@ -13,7 +13,8 @@ from _nfct.errors import NfctError, ParameterError
 from .._ints import Cmd
 from ..template import Command
 from .errors import OTHER_PROBLEM, PARAMETER_PROBLEM, PYNFCT_PREFIX as PREFIX, PYNFCT_PROG as PROG
-from .io import Failure, err, out
+from .io import Failure, err, flush_held, out
+from .signals import SIGPIPE, Interrupted, ended_by, interruptible
 
 # Command -> "module:function" of its handler, imported when used. A handler takes the Command and
 # returns the counter of conntrack's summary line.
@@ -62,6 +63,7 @@ def execute(cmd: Command) -> int:
     line = summary_line(cmd, counter)
     if line:
         err(f"{PREFIX}: {line}\n")
+    flush_held()
     # -U/-D: some entries failed (reported by the handler)
     failed = getattr(counter, "failures", None)
     return OTHER_PROBLEM if summary_failed(cmd, counter) or failed else 0
@@ -78,8 +80,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if len(argv) > 1 and argv[0] in ("-R", "--load-file"):
             # as conntrack's main(): a batch file only as the very first argument
             from .write import load_file
-            return load_file(argv[1])
+            with interruptible():
+                return load_file(argv[1])
         cmd = parse(argv)
+        if cmd.command in (Cmd.CT_UPDATE, Cmd.CT_DELETE):
+            with interruptible():
+                return execute(cmd)
         return execute(cmd)
     except UsageError as e:
         err(format_error(PREFIX, e.message, e.status, PROG))
@@ -94,16 +100,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         cmd_bits = int(cmd.command) if cmd is not None else 0
         err(format_error(PREFIX, operation_failed(e.errno or 0, cmd_bits), OTHER_PROBLEM, PROG))
         return OTHER_PROBLEM
+    except Interrupted as e:
+        # -D/-U/-R: the entries changed so far are printed; say how many, then die of the signal
+        from .summary import interrupted_line
+        err(f"{PREFIX}: {interrupted_line(cmd, e)}\n")
+        return ended_by(e.signum)
     except BrokenPipeError:
-        # The reader went away (`pynfct -L | head`): stop quietly, as a killed-by-SIGPIPE conntrack does.
+        # The reader went away while SIGPIPE was blocked or ignored (as_program() not called): end as a
+        # killed-by-SIGPIPE conntrack does, quietly.
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         except OSError:
             pass
-        return 141
+        return ended_by(SIGPIPE)
     except KeyboardInterrupt:
         return 130
-
+    finally:
+        flush_held()        # what conntrack's exit() flushes, after its error message
 
 if __name__ == "__main__":
     sys.exit(main())

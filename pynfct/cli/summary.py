@@ -95,3 +95,16 @@ def err2str(err: int, command: int) -> str:
 def operation_failed(err: int, command: int) -> str:
     """The message of a failed request: exit_error(OTHER_PROBLEM, "Operation failed: %s")."""
     return f"Operation failed: {err2str(err, command)}"
+
+
+def interrupted_line(cmd: Optional[Command], e: BaseException) -> str:
+    """The summary of a -D, -U or -R that SIGINT/SIGTERM stopped (pynfct.cli.signals.Interrupted),
+    from what the kernel did (the exception's ``partial``). conntrack, killed, prints nothing."""
+    name = getattr(e, "name", "a signal")
+    p = getattr(e, "partial", None)
+    if cmd is None:         # -R: a LoadResult
+        created, updated, deleted = (p.created, p.updated, p.deleted) if p is not None else (0, 0, 0)
+        done = f"{created} flow entries have been created, {updated} updated, {deleted} deleted."
+    else:                   # -D/-U: a ModifyResult
+        done = summary_line(cmd, p.count if p is not None else 0) or ""
+    return f"interrupted by {name}: {done}"

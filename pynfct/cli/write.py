@@ -14,7 +14,7 @@ from _nfct.errors import NfctError, NfctExists
 from .._ints import Cmd, Out
 from ..template import Command
 from .errors import OTHER_PROBLEM, PYNFCT_PREFIX as PREFIX, UsageError
-from .io import Failure, err, out
+from .io import Failure, err, out, out_stdio
 from .listing import _labelmap_for
 from .summary import FLUSH_MSG, err2str
 
@@ -110,10 +110,9 @@ def expect_get(cmd: Command) -> int:
     family, request = write.expect_get_request(cmd)
     xml = bool(cmd.output & Out.XML)
     lines = query.expectations(-1, family, xml, bool(cmd.output & Out.TMS), get=request)
-    if lines and xml:
-        # conntrack opens the <expect> element for -G but never closes it
-        out(b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n')
-    out(b"".join(lines))
+    head = b'<?xml version="1.0" encoding="utf-8"?>\n<expect>\n' if lines and xml else b""
+    # conntrack opens the <expect> element for -G but never closes it (nor flushes stdout)
+    out_stdio(head + b"".join(lines))
     return len(lines)
 
 

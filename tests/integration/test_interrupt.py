@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+import pynfct
+
 from differential import _pynfct_env, pynfct_argv
 from fill import bulk_entry_argv
 from netns import NetNS
@@ -248,32 +250,88 @@ def test_bulk_creates_interrupted_report_exactly_what_was_created(table_file, th
         assert result["count"] == ns.ct_count()
 
 
-def test_cli_delete_interrupted_prints_what_it_deleted(table_file, tmp_path):
-    """pynfct -D: stops at once and exits 130 (conntrack dies of the signal), having printed exactly the
-    entries it deleted; no summary line, as conntrack prints none."""
+CLI_BOUND = 0.2         # the command line: from the signal to the end of the process (the issue's bound)
+STOP_SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+
+
+def _cli_interrupted(ns: NetNS, argv, sig: int, mid_work, out_path):
+    """Run pynfct argv (stdout to out_path), send `sig` once mid_work(pid) says it is mid-work; returns
+    (status, stderr text, seconds from the signal to the end of the process). The command runs at a
+    higher priority (nice -10): the bound is the program's, not that of a machine busy with other jobs."""
+    with open(out_path, "wb") as f:
+        p = ns.popen([*pynfct_argv(), *argv], stdout=f, stderr=subprocess.PIPE, env=_pynfct_env())
+    try:
+        try:
+            os.setpriority(os.PRIO_PROCESS, p.pid, -10)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 60
+        while not (_in(ns, p.pid) and mid_work(p.pid)):
+            assert p.poll() is None and time.monotonic() < deadline, "the command ended before it was mid-work"
+            time.sleep(0.002)
+        sent = time.monotonic()
+        os.kill(p.pid, sig)
+        _, err = p.communicate(timeout=60)
+        ended = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    text = err.decode(errors="replace")
+    print(f"\npynfct {' '.join(argv)}: exit {ended * 1000:.1f} ms after {signal.Signals(sig).name}; {text.strip()}")
+    return p.returncode, text, ended
+
+
+def _summary(err: str, sig: int, what: str) -> int:
+    """The count of the one stderr line `<prefix>: interrupted by SIG...: N <what>`."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    head = f"pynfct v{pynfct.__version__} (conntrack-tools compatible): interrupted by {signal.Signals(sig).name}: "
+    assert lines[0].startswith(head) and lines[0].endswith(what), err
+    return int(lines[0][len(head):].split()[0])
+
+
+@STOP_SIGNALS
+def test_cli_delete_interrupted_prints_what_it_deleted(table_file, tmp_path, sig):
+    """pynfct -D: stops at once and dies of the signal, as conntrack does (so a shell script stops on
+    Ctrl-C), having printed exactly the entries it deleted, and says how many (conntrack, killed, does
+    not)."""
     with NetNS() as ns:
         n = _fill(ns, table_file, N_DELETE)
-        with open(tmp_path / "out", "wb") as f:
-            p = ns.popen([*pynfct_argv(), "-D"], stdout=f, stderr=subprocess.PIPE, env=_pynfct_env())
-        try:
-            deadline = time.monotonic() + 60
-            while (not _in(ns, p.pid) or _entries(p.pid) > n * 0.8) and p.poll() is None \
-                    and time.monotonic() < deadline:
-                time.sleep(0.002)
-            sent = time.monotonic()
-            os.kill(p.pid, signal.SIGINT)
-            _, err = p.communicate(timeout=60)
-            ended = time.monotonic() - sent
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-        print(f"\npynfct -D: exit {ended * 1000:.1f} ms after SIGINT")
-        assert p.returncode == 130, err
-        assert err == b""
+        rc, err, ended = _cli_interrupted(ns, ["-D"], sig, lambda pid: _entries(pid) < n * 0.8, tmp_path / "out")
+        assert rc == -sig
         lines = (tmp_path / "out").read_bytes().splitlines()
         assert 0 < len(lines) < n and len(lines) == n - ns.ct_count()
-        assert ended < BOUND
+        assert _summary(err, sig, " flow entries have been deleted.") == len(lines)
+        assert ended <= CLI_BOUND
+
+
+@STOP_SIGNALS
+def test_cli_update_interrupted_prints_what_it_updated(table_file, tmp_path, sig):
+    with NetNS() as ns:
+        n = _fill(ns, table_file, N_UPDATE)
+        out = tmp_path / "out"
+        rc, err, ended = _cli_interrupted(ns, ["-U", "-f", "ipv4", "-m", "0x10000/0xff0000"], sig,
+                                          lambda pid: os.path.getsize(out) > 2_000_000, out)
+        assert rc == -sig
+        lines = out.read_bytes().splitlines()
+        r = ns.conntrack("-L", "-m", "0x10000/0xff0000", timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert 0 < len(lines) < n and len(lines) == len(r.stdout.splitlines())
+        assert _summary(err, sig, " flow entries have been updated.") == len(lines)
+        assert ended <= CLI_BOUND
+
+
+@STOP_SIGNALS
+def test_cli_load_interrupted_says_what_it_created(table_file, tmp_path, sig):
+    """pynfct -R FILE of creates: what ran stays (as when conntrack is killed) and is counted exactly."""
+    with NetNS() as ns:
+        rc, err, ended = _cli_interrupted(ns, ["-R", str(table_file)], sig,
+                                          lambda pid: _entries(pid) > N_CREATE * 0.2, tmp_path / "out")
+        assert rc == -sig
+        created = _summary(err, sig, " updated, 0 deleted.")
+        assert 0 < created == ns.ct_count()
+        assert ended <= CLI_BOUND
 
 
 def test_cli_load_from_a_pipe_stops_on_sigint():
@@ -297,8 +355,8 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
                 p.kill()
             p.communicate()
         print(f"\npynfct -R -: exit {ended * 1000:.1f} ms after SIGINT")
-        assert rc == 130
-        assert ended < BOUND
+        assert rc == -signal.SIGINT
+        assert ended <= CLI_BOUND
 
 
 def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(table_file):
