@@ -40,10 +40,11 @@ What it does:
    bench/readme.py reads): the medians, each against `python -c pass` (target: at most 1.5x),
    conntrack's beside it, the output check and the import-time split.
 
-Exit status: 0 when every output matched and every target row met its bound, 1 otherwise: -C, -I and -G
-at most 1.5x `python -c pass`; -D, which cannot avoid the kernel's walk of its whole hash table, at most
-1.5x `python -c pass` + that walk (measured in the same rounds). .ci/run runs it after the test suite
-(`--rounds 100 --importtime-runs 5`, under a minute with the install).
+Exit status: 1 when an output differed from conntrack's; else 3 when a target row missed its bound (-C, -I
+and -G at most 1.5x `python -c pass`; -D, which cannot avoid the kernel's walk of its whole hash table, at
+most 1.5x `python -c pass` + that walk, measured in the same rounds); else 0. .ci/run runs it after the test
+suite (`--rounds 100 --importtime-runs 5`, under a minute with the install) and fails on 1 only: a time is
+a measurement of a shared machine, reported there and in bench/PERCALL.md, not a test (DEVELOPERS.md).
 """
 from __future__ import annotations
 
@@ -522,9 +523,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         cmp.save_report(args.save, "Per-call latency", text.split("\n", 1)[1].lstrip("\n"), out)
     else:
         sys.stdout.write(text)
+    if data["mismatches"]:
+        log("outputs differed from conntrack's (see the report)")
+        return 1
     if not ok:
-        log("targets not met or outputs differed (see the report)")
-    return 0 if ok else 1
+        log("a per-call target was not met (see the report)")
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
