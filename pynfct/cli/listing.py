@@ -9,7 +9,7 @@ import os
 from .._ints import Cmd, Opt, Out, Table
 from ..template import Command
 from _nfct.errors import NfctError
-from .io import Failure, err, out, out_stdio
+from .io import Failure, out, out_stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
