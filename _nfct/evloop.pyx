@@ -37,7 +37,7 @@ cdef enum:
 cdef double DRAIN_SECONDS = 0.03
 # ... and after the signal, text already formatted is written while the reader takes it, for this long
 # at most; then only what the output takes without waiting (a regular file: all of it).
-cdef double WRITE_SECONDS = 0.06
+cdef double WRITE_SECONDS = 0.05
 
 #: conntrack's words when the socket buffer overflowed (conntrack.c, CT_EVENT)
 ENOBUFS_WARNING = (b"WARNING: We have hit ENOBUFS! We are losing events.\n"
