@@ -29,6 +29,7 @@ from _nfct.policy cimport batch_bad
 from _nfct.evfilter cimport attach_filter
 
 import os
+import stat
 
 from _nfct.evloop import ENOBUFS_WARNING     # part of this module's API; the loop writes it
 from _nfct.errors import from_errno
@@ -385,6 +386,12 @@ cdef class EventSocket:
         self.L.exp_type = fmt.f.out_type
         self.L.exp_flags = NFCT_OF_TIME if timestamp and fmt.f.out_type == NFCT_O_XML else 0
         self.L.out_fd = out_fd
+        # Anything but a regular file may block or take part of a write: there whole lines go out, at
+        # most PIPE_BUF bytes at a time (all or nothing to a pipe), so a signal never cuts a line.
+        try:
+            self.L.out_lines = not stat.S_ISREG(os.fstat(out_fd).st_mode)
+        except OSError:
+            self.L.out_lines = True
         self.L.lossy = lossy
         self.L.len = 0
         self.L.header = header
@@ -432,30 +439,31 @@ cdef class EventSocket:
 
     def drain(self, bytes footer=b""):
         """Stopping (on a signal): write what the socket holds now, without waiting, then `footer` if
-        the header was written. Gives up after DRAIN_SECONDS (a flood, or a reader that stopped
-        reading: `dropped` counts the bytes it did not take)."""
+        the header was written. Reading gives up after DRAIN_SECONDS (a flood); what is formatted by
+        then is still written, but a reader that does not take it soon loses it, whole lines at a
+        time (`dropped` counts the bytes, `shown` only the lines written)."""
         cdef int r = R_INTR
         cdef Py_ssize_t n = len(footer)
+        cdef long shown
         if not self.L.text:
             return
         if self.L.deadline == 0:        # (the loop may have set it already, when the signal came)
             stop_by(&self.L)
         while r == R_INTR:
             r = self._run(0, True)
-        if n and self.L.header_done and self.L.header_len > 0:
-            if self.L.len + n > OUT_SIZE:
-                with nogil:
-                    flush_out(&self.L)
-            if self.L.len + n <= OUT_SIZE:
-                memcpy(self.L.out + self.L.len, <const char *>footer, n)
-                self.L.len += n
-        if self.L.len:
+        with nogil:
+            flush_out(&self.L)
+        if n and self.L.header_done and self.L.header_len > 0 and self.L.len == 0:
+            memcpy(self.L.out, <const char *>footer, n)
+            self.L.len = n
+            shown = self.L.shown        # (the footer's lines are no events)
             with nogil:
                 flush_out(&self.L)
+            self.L.shown = shown
 
     @property
     def dropped(self) -> int:
-        """Bytes of text drain() could not write before its deadline."""
+        """Bytes of text (whole lines) a reader did not take in time while stopping (drain())."""
         return self.L.dropped
 
     # -- Event objects (the Python API)

@@ -45,17 +45,19 @@ cdef struct loop_t:
     unsigned int exp_type     # expectations: nfexp_snprintf's output type and flags
     unsigned int exp_flags
     int out_fd
+    bint out_lines            # out_fd is no regular file: written in whole lines (line_chunk())
     bint lossy                # a failed write other than EPIPE loses its text (stdio's way, conntrack's)
     char *out
     size_t len
     const char *header
     size_t header_len
     bint header_done
-    long shown
+    size_t head_end           # out[:head_end] is the header, not yet written (no event line)
+    long shown                # event lines written (stopping: those dropped are taken off)
     int err
     bint err_is_write         # err came from writing the output (EPIPE: the reader went away)
-    double deadline           # stopping (drain()): when writing and reading give up; 0: never
-    long dropped              # bytes of text the deadline left unwritten (a reader that stopped reading)
+    double deadline           # stopping (drain()): when reading gives up; 0: never
+    long dropped              # bytes of text a reader did not take while stopping (whole lines)
     # records for Python
     rec_t *recs
     int nrec

@@ -13,7 +13,7 @@ from libc.errno cimport errno, EINTR, EAGAIN, ENOBUFS, EPIPE
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy, memmove, strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport write
 
@@ -21,7 +21,7 @@ from _nfct.libmnl cimport *
 from _nfct.libnfct cimport *
 from _nfct.netlink cimport *
 from _nfct.sysapi cimport timeval, gettimeofday, socklen_t, iovec, mmsghdr, recvmmsg, getsockopt, \
-    SOL_SOCKET, SO_MEMINFO, MSG_DONTWAIT, MSG_TRUNC, SK_MEMINFO_DROPS, SK_MEMINFO_VARS, pollfd, poll, POLLIN
+    SOL_SOCKET, SO_MEMINFO, MSG_DONTWAIT, MSG_TRUNC, SK_MEMINFO_DROPS, SK_MEMINFO_VARS, pollfd, poll, POLLIN, POLLOUT
 from _nfct.filter cimport ct_filter_reject
 from _nfct.format cimport format_ct
 from _nfct.progname cimport NAME_MAX, port_name
@@ -35,6 +35,9 @@ cdef enum:
 # On SIGINT/SIGTERM: write what is queued for this long at most, then stop (the program must end within
 # 0.2 s of the signal, whether events keep flooding in or the reader of the output stopped reading).
 cdef double DRAIN_SECONDS = 0.03
+# ... and after the signal, text already formatted is written while the reader takes it, for this long
+# at most; then only what the output takes without waiting (a regular file: all of it).
+cdef double WRITE_SECONDS = 0.05
 
 #: conntrack's words when the socket buffer overflowed (conntrack.c, CT_EVENT)
 ENOBUFS_WARNING = (b"WARNING: We have hit ENOBUFS! We are losing events.\n"
@@ -93,35 +96,80 @@ cdef bint fd_readable(int fd) noexcept nogil:
     return poll(&p, 1, 0) > 0 and (p.revents & POLLIN) != 0
 
 
+cdef size_t line_chunk(const char *buf, size_t off, size_t end) noexcept nogil:
+    """How much of buf[off:end] to write at once to a pipe: whole lines, PIPE_BUF bytes at most when
+    they fit (a pipe takes that much whole or not at all, and with room without blocking), else the
+    one long line."""
+    cdef size_t i = off + PIPE_BUF if end - off > PIPE_BUF else end
+    if i == end:
+        return end - off
+    while i > off and buf[i - 1] != b'\n':
+        i -= 1
+    if i > off:
+        return i - off
+    i = off + PIPE_BUF
+    while i < end and buf[i - 1] != b'\n':
+        i += 1
+    return i - off
+
+
+cdef void drop_rest(loop_t *L, size_t off) noexcept nogil:
+    """Stopping: the reader did not take L.out[off:] in time. Whole lines are dropped (off is at a line
+    end) and are no longer counted as shown; a header not written means no footer either."""
+    cdef size_t i = off if off > L.head_end else L.head_end
+    L.dropped += L.len - off
+    while i < L.len:
+        if L.out[i] == b'\n':
+            L.shown -= 1
+        i += 1
+    if L.head_end > off:
+        L.header_done = False
+    L.head_end = 0
+
+
+cdef inline double write_end(loop_t *L) noexcept nogil:
+    return L.deadline - DRAIN_SECONDS + WRITE_SECONDS      # (stop_by() set the deadline at the signal)
+
+
+cdef bint wait_room(loop_t *L) noexcept nogil:
+    """Stopping: wait for room in the output until WRITE_SECONDS after the signal, then only look (an
+    error such as a closed pipe counts: the write reports it)."""
+    cdef pollfd p
+    cdef double left = write_end(L) - now()
+    p.fd = L.out_fd
+    p.events = POLLOUT
+    p.revents = 0
+    return poll(&p, 1, <int>(left * 1000) if left > 0 else 0) > 0
+
+
 cdef int flush_out(loop_t *L) noexcept nogil:
     """Write the pending text. A signal that asks to stop aborts a write blocked on a full pipe; once
-    stopping (L.deadline set), a reader that does not take the text by the deadline loses it."""
+    stopping (L.deadline set), writes never block: what a reader does not take in time is dropped,
+    whole lines at a time (drop_rest). A regular file always takes it."""
     cdef size_t off = 0
     cdef ssize_t n
     cdef pollfd p
-    cdef int ms
     while off < L.len:
         # a signal that came while no write was blocked: the next write must not block past the deadline
         if L.deadline > 0 or stopping(L):
-            # wait for room, then write no more than a pipe takes without blocking
-            ms = <int>((L.deadline - now()) * 1000)
-            p.fd = L.out_fd
-            p.events = 4     # POLLOUT
-            p.revents = 0
-            if ms <= 0 or poll(&p, 1, ms) <= 0:
-                L.dropped += L.len - off
+            if not wait_room(L):
+                drop_rest(L, off)
                 off = L.len
                 break
-            n = write(L.out_fd, L.out + off, min(L.len - off, PIPE_BUF))
-        else:
-            n = write(L.out_fd, L.out + off, L.len - off)
+        n = write(L.out_fd, L.out + off, line_chunk(L.out, off, L.len) if L.out_lines else L.len - off)
         if n < 0:
             if errno == EINTR:
                 stopping(L)     # from now on the write waits until the deadline at most
                 continue
             if errno == EAGAIN:
+                if L.deadline > 0:
+                    if now() < write_end(L):
+                        continue    # wait_room() waits what is left of the time
+                    drop_rest(L, off)
+                    off = L.len
+                    break
                 p.fd = L.out_fd
-                p.events = 4     # POLLOUT
+                p.events = POLLOUT
                 poll(&p, 1, 100)
                 continue
             if L.lossy and errno != EPIPE:
@@ -132,8 +180,9 @@ cdef int flush_out(loop_t *L) noexcept nogil:
             return -1
         off += n
     if off < L.len:
-        memcpy(L.out, L.out + off, L.len - off)
+        memmove(L.out, L.out + off, L.len - off)     # (the two overlap)
     L.len -= off
+    L.head_end = L.head_end - off if L.head_end > off else 0
     return 0
 
 
@@ -172,6 +221,7 @@ cdef int emit_ct(loop_t *L, const nf_conntrack *ct, unsigned int type, uint32_t 
         if not L.header_done:
             memcpy(L.out + L.len, L.header, L.header_len)
             L.len += L.header_len
+            L.head_end = L.len
             L.header_done = True
         if L.tms and L.fmt.out_type != NFCT_O_XML and not L.fmt.json:
             gettimeofday(&tv, NULL)
@@ -214,6 +264,7 @@ cdef int emit_exp(loop_t *L, const nf_expect *exp, unsigned int type) noexcept n
     if not L.header_done:
         memcpy(L.out + L.len, L.header, L.header_len)
         L.len += L.header_len
+        L.head_end = L.len
         L.header_done = True
     if L.tms and L.exp_type != NFCT_O_XML:
         gettimeofday(&tv, NULL)

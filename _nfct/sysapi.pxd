@@ -50,7 +50,7 @@ cdef extern from "<poll.h>" nogil:
         short events
         short revents
     int poll(pollfd *fds, unsigned long nfds, int timeout)
-    short POLLIN, POLLERR, POLLHUP, POLLNVAL
+    short POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL
 
 
 cdef extern from "<sys/eventfd.h>" nogil:

@@ -94,8 +94,9 @@ def _events(cmd: Command, expect: bool) -> int:
             except NfctError as e:
                 raise Failure(f"failed to received netlink event: {os.strerror(e.errno or 0)}")
             stop.clear()
-        # what the socket holds, and the XML footer: for DRAIN_SECONDS at most (conntrack's handler exits
-        # at once and loses it), so that the program ends within 0.2 s of the signal
+        # what the socket holds, and the XML footer: read for DRAIN_SECONDS at most, written as far as the
+        # output takes it (conntrack's handler exits at once and loses it), so that the program ends
+        # within 0.2 s of the signal
         sock.drain(fmt.footer)
     finally:
         stop.restore()

@@ -15,10 +15,12 @@ CI machine busy with other jobs should not count against it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
+from xml.etree import ElementTree
 
 import pytest
 
@@ -268,21 +270,36 @@ def _flood(ns: NetNS, n: int) -> subprocess.Popen:
 
 
 @SIGNALS
-@pytest.mark.parametrize("reader", ["file", "stopped"])
-def test_events_stop_within_the_bound_during_a_flood(tmp_path, sig, reader):
-    """-E while events flood in, written to a file or to a pipe nobody reads: conntrack's ending (exit
-    0 and its summary line), within 0.2 s. (conntrack itself hangs at exit on a full pipe.)"""
+@pytest.mark.parametrize("reader,fmt", [("file", ""), ("file", "xml"), ("reading", ""), ("reading", "xml"),
+                                        ("stopped", "")])
+def test_events_stop_within_the_bound_during_a_flood(tmp_path, sig, reader, fmt):
+    """-E while events flood in, written to a file, to a pipe read as fast as it comes or to a pipe
+    nobody reads: conntrack's ending (exit 0 and its summary line), within 0.2 s. (conntrack itself
+    hangs at exit on a full pipe.) The summary counts exactly the lines written, none is cut, and
+    -o xml is closed by its footer, whenever the output takes the text."""
+    argv = [*pynfct_argv(), "-E", *(["-o", fmt] if fmt else [])]
     with NetNS() as ns:
         out_path = tmp_path / "events"
+        got = bytearray()
         with open(out_path, "wb") as f:
-            p = _popen(ns, [*pynfct_argv(), "-E"], stdout=f if reader == "file" else subprocess.PIPE,
-                       stderr=subprocess.PIPE)
+            p = _popen(ns, argv, stdout=f if reader == "file" else subprocess.PIPE, stderr=subprocess.PIPE)
+        if reader == "reading":
+            def read_all():
+                while chunk := p.stdout.read1(1 << 16):
+                    got.extend(chunk)
+            reading = threading.Thread(target=read_all, daemon=True)
+            reading.start()
+
+        def mid_work() -> bool:
+            if reader == "stopped":
+                return _blocked_on_pipe(p.pid)
+            return (os.path.getsize(out_path) if reader == "file" else len(got)) > 1 << 20
         flood = None
         try:
             _wait_subscribed([p])
             flood = _flood(ns, 50_000)
             deadline = time.monotonic() + 60
-            while not (_blocked_on_pipe(p.pid) if reader == "stopped" else os.path.getsize(out_path) > 1 << 20):
+            while not mid_work():
                 assert p.poll() is None and flood.poll() is None and time.monotonic() < deadline, \
                     "the flood ended before the listener was mid-work"
                 time.sleep(0.002)
@@ -291,12 +308,25 @@ def test_events_stop_within_the_bound_during_a_flood(tmp_path, sig, reader):
         finally:
             if p.poll() is None:
                 p.kill()
+            if reader == "reading":
+                reading.join(30)
+            elif reader == "stopped":
+                got.extend(p.stdout.read())     # what the full pipe holds: all that was written
             p.communicate()
             if flood is not None:
                 flood.kill()
                 flood.wait()
-        print(f"\npynfct -E ({reader}): ended {took * 1000:.1f} ms after {sig.name}; {err.strip()}")
+        print(f"\npynfct -E {fmt} ({reader}): ended {took * 1000:.1f} ms after {sig.name}; {err.strip()}")
         assert rc == 0
         assert normalize_prog(err).startswith("<PROG>: ") and err.endswith(" flow events have been shown.\n")
         assert "Traceback" not in err
         assert took <= BOUND
+        out = out_path.read_bytes() if reader == "file" else bytes(got)
+        assert out.endswith(b"\n"), out[-200:]        # no line cut short
+        lines = out.decode().splitlines()
+        if fmt == "xml":
+            assert out.endswith(b"</conntrack>\n"), out[-200:]
+            ElementTree.fromstring(out)
+            lines = [line for line in lines if line.startswith("<flow ")]
+        shown = int(re.search(r" (\d+) flow events have been shown\.\n$", err).group(1))
+        assert shown == len(lines) > 0
