@@ -103,24 +103,22 @@ def _stderr(message: str) -> None:
 
 
 def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
-           cancelled: Callable[[], bool] = lambda: False) -> Final:
+           started: Callable[[Loader], None] = lambda loader: None) -> Final:
     """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
-    Returns the -o flags and the label map path in force at the end of the file. Once `cancelled()`
-    is true the rest of the file goes unchecked."""
+    Returns the -o flags and the label map path in force at the end of the file. `started` gets the
+    Loader before it reads (it may cancel it)."""
     from _nfct.load import Loader
     state = _new_state(connlabel_conf, None)
     bad: List[CliCommand] = []
 
     def check(line: bytes, lineno: int) -> None:
-        if cancelled():
-            loader.cancel()     # scan() stops before the next line
-            return
         _fix_handler(state, loader)
         cmd = _parse_one(split_line(line, progb), state, warn)
         if not bad and not cmd.command & FILE_COMMANDS:
             bad.append(cmd)
 
     loader = Loader(fd, check, copy_fd=copy_fd)
+    started(loader)
     loader.scan()
     if bad:
         text = next((t for c, t in _FILE_CMD_TEXT if bad[0].command == c), "unknown")
@@ -146,20 +144,28 @@ class _Checker(threading.Thread):
         self.connlabel_conf = connlabel_conf
         self.on_error = on_error
         self.cancelled = False
+        self.loader: Optional[Loader] = None
         self.result: Optional[Final] = None
         self.error: Optional[BaseException] = None
 
     def run(self) -> None:
         try:
-            self.result = _check(self.fd, -1, self.progb, self.warn, self.connlabel_conf,
-                                 lambda: self.cancelled)
+            self.result = _check(self.fd, -1, self.progb, self.warn, self.connlabel_conf, self._loader_made)
         except BaseException as e:      # handed to the main thread
             self.error = e
             self.on_error()
 
+    def _loader_made(self, loader: Loader) -> None:
+        self.loader = loader
+        if self.cancelled:      # cancel() came first
+            loader.cancel()
+
     def cancel(self) -> None:
-        """Stop checking at the next line (a signal ended the run: the verdict is not needed)."""
+        """Stop checking at the next line (a signal ended the run: the verdict is not needed). The
+        Loader's own flag is read in C: most lines are checked without a Python call."""
         self.cancelled = True
+        if self.loader is not None:
+            self.loader.cancel()
 
     def outcome(self) -> Final:
         self.join()
