@@ -32,7 +32,7 @@ cdef enum:
     NSLOTS = 32             # batches in flight by default: enough to keep the kernel busy
     SLOT_SIZE = 65536       # the kernel fills at most 32 KiB per dump batch
     OUT_SIZE = 1 << 20      # text is written in 1 MiB blocks
-    DEFER_MIN_RCVBUF = 1 << 17  # SO_RCVBUF as getsockopt reports it (twice what was set): see start_deferred
+    DEFER_MIN_RCVBUF = 1 << 17  # SO_RCVBUF as getsockopt reports it, below which start_deferred does not defer
 
 # Table names for the message type of the request.
 DUMP_CONNTRACK = IPCTNL_MSG_CT_GET
@@ -66,14 +66,16 @@ cdef int start_deferred(pipe_t *p) noexcept nogil:
     """
     cdef int orig = 0, small = 1, sent
     cdef socklen_t l = sizeof(int)
-    # Not with a receive buffer that is small already (net.core.rmem_default lowered): the dump then
-    # fails with ENOBUFS (seen below 64 KiB on Linux 6.18), and the walk in send() is short anyway.
+    # Not with a receive buffer that is small already: the dump then fails with ENOBUFS (seen below
+    # 64 KiB on Linux 6.18), and the walk in send() is short anyway. A fresh socket reports
+    # net.core.rmem_default as it is, so deferring is off when that is below 128 KiB; one given a
+    # size (Dump's rcvbuf) reports twice the size, so there below 64 KiB.
     if (getsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, &l) < 0 or orig < DEFER_MIN_RCVBUF
             or setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(int)) < 0):
         return send(p.fd, p.req, p.req_len, 0)
     p.skipping = send(p.fd, p.pre, (<const nlmsghdr *>p.pre).nlmsg_len, 0) >= 0
     sent = send(p.fd, p.req, p.req_len, 0)
-    orig //= 2              # getsockopt reports twice what was set
+    orig //= 2              # setsockopt doubles what it is given: half the reported size restores it
     setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &orig, sizeof(int))
     return sent
 

@@ -23,7 +23,7 @@ from _nfct.netlink cimport *
 from _nfct.sysapi cimport timeval, gettimeofday, socklen_t, iovec, mmsghdr, recvmmsg, getsockopt, \
     SOL_SOCKET, SO_MEMINFO, MSG_DONTWAIT, MSG_TRUNC, SK_MEMINFO_DROPS, SK_MEMINFO_VARS, pollfd, poll, POLLIN, POLLOUT
 from _nfct.filter cimport ct_filter_reject
-from _nfct.format cimport format_ct
+from _nfct.format cimport format_ct, json_string
 from _nfct.progname cimport NAME_MAX, port_name
 
 cdef enum:
@@ -192,24 +192,6 @@ cdef inline void put(loop_t *L, const char *s) noexcept nogil:
     L.len += n
 
 
-cdef void put_json_str(loop_t *L, const char *s) noexcept nogil:
-    cdef char tmp[8]
-    put(L, "\"")
-    while s[0]:
-        if s[0] == b'"' or s[0] == b'\\':
-            L.out[L.len] = b'\\'
-            L.out[L.len + 1] = s[0]
-            L.len += 2
-        elif <unsigned char>s[0] < 0x20:
-            snprintf(tmp, 8, "\\u%04x", <unsigned int><unsigned char>s[0])
-            put(L, tmp)
-        else:
-            L.out[L.len] = s[0]
-            L.len += 1
-        s += 1
-    put(L, "\"")
-
-
 cdef int emit_ct(loop_t *L, const nf_conntrack *ct, unsigned int type, uint32_t portid) noexcept nogil:
     """One event as conntrack -E prints it (event_cb in conntrack.c), appended to the output."""
     cdef timeval tv
@@ -238,7 +220,7 @@ cdef int emit_ct(loop_t *L, const nf_conntrack *ct, unsigned int type, uint32_t 
                 put(L, tmp)
                 if name != NULL:
                     put(L, ",\"progname\":")
-                    put_json_str(L, name)
+                    L.len += json_string(L.out + L.len, OUT_SIZE - L.len, name)
             if L.tms:
                 gettimeofday(&tv, NULL)
                 snprintf(tmp, 128, ",\"time\":%ld.%06ld", tv.tv_sec, tv.tv_usec)

@@ -24,6 +24,11 @@ cdef size_t format_ct(char *buf, size_t size, const nf_conntrack *ct, const fmt_
                       unsigned int msg_type) noexcept nogil
 
 
+# s as a JSON string (quoted, escaped, U+FFFD for bytes that are not UTF-8) into buf (at most size-1
+# bytes, NUL-terminated, size >= 1); returns the length written.
+cdef size_t json_string(char *buf, size_t size, const char *s) noexcept nogil
+
+
 cdef inline int outbuf_entry(outbuf_t *o, const nf_conntrack *ct, const fmt_t *fmt,
                              unsigned int msg_type) noexcept nogil:
     """Append the entry's line, writing the buffer out first when the line might not fit; 0, or -1

@@ -281,6 +281,15 @@ cdef void json_str(out_t *o, const char *s) noexcept nogil:
     put(o, "\"")
 
 
+cdef size_t json_string(char *buf, size_t size, const char *s) noexcept nogil:
+    cdef out_t o
+    o.buf = buf
+    o.size = size
+    o.len = 0
+    json_str(&o, s)
+    return o.len
+
+
 cdef void json_tuple(out_t *o, const nf_conntrack *ct, int family, uint8_t l4, bint reply) noexcept nogil:
     cdef nf_conntrack_attr src, dst, sport, dport
     if family == AF_INET6:

@@ -2,6 +2,7 @@
 # built from an entry or a command (shared with the single requests of _nfct.write); see request.pyx.
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
+from libc.string cimport memset
 
 from _nfct.libmnl cimport mnl_socket
 from _nfct.libnfct cimport nf_conntrack, nfct_get_attr_u8, ATTR_ORIG_L3PROTO
@@ -34,6 +35,7 @@ cdef struct req_t:
 cdef struct batch_t:
     char *buf
     size_t len
+    size_t dirty             # bytes from here on are zero (requests leave some padding unwritten)
     size_t last              # offset of the last request
     int n                    # requests
     uint32_t first           # sequence number of the first request
@@ -119,6 +121,13 @@ cdef inline bint batch_full(const batch_t *b) noexcept nogil:
 cdef inline nlmsghdr *req_put(req_t *r, batch_t *b, uint16_t subsys, uint16_t type, uint16_t flags,
                               uint8_t family) noexcept nogil:
     """Start a request at the end of the batch (finish it with req_done)."""
+    if b.len == 0 and b.dirty:
+        # A new batch in a used buffer: clear what the earlier ones wrote (once a batch, only the
+        # bytes used), so no stale byte goes out in this one's padding.
+        memset(b.buf, 0, b.dirty)
+        b.dirty = 0
+    if b.len + MSG_ROOM > b.dirty:      # as far as this request's builder may write
+        b.dirty = b.len + MSG_ROOM if b.len + MSG_ROOM < SEND_SIZE else SEND_SIZE
     r.seq += 1
     if r.seq == 0:
         r.seq = 1

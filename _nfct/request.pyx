@@ -126,7 +126,8 @@ cdef void req_free(req_t *r) noexcept nogil:
 
 cdef int batch_init(batch_t *b) noexcept nogil:
     memset(b, 0, sizeof(batch_t))
-    # Zeroed: the builders leave some attribute padding unwritten, and the buffer is sent as is.
+    # Zeroed: the builders leave some attribute padding unwritten, and the buffer is sent as is
+    # (req_put clears it again before each later batch).
     b.buf = <char *>calloc(1, SEND_SIZE)
     return 0 if b.buf != NULL else -1
 

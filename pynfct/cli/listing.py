@@ -110,7 +110,7 @@ def count(cmd: Command) -> int:
             raise Failure(f"Can't open {path}")
         except (ValueError, IndexError):
             raise Failure(f"Can't read {path}")
-    out(b"%d\n" % n)
+    out_stdio(b"%d\n" % n)      # printf()ed: after the refusal's error line, as conntrack's exit() flushes
     if failed is not None:
         raise failed
     return 0
@@ -141,7 +141,7 @@ def _proc_stats() -> None:
         names = []
     if not names:
         raise Failure("Can't open /proc interface")
-    out(b"".join(b"cpu=%-4d\t" % cpu + b"".join(b"%s=%d " % (k, int(v, 16) & 0xFFFFFFFF)
+    out_stdio(b"".join(b"cpu=%-4d\t" % cpu + b"".join(b"%s=%d " % (k, int(v, 16) & 0xFFFFFFFF)
                                                  for k, v in zip(names, row)) + b"\n"
                  for cpu, row in enumerate(rows)))
 
@@ -163,7 +163,7 @@ def expect_count(cmd: Command) -> int:
     try:
         n = len(query.expectations(-1, cmd.family))
     except NfctError:
-        out(b"0\n")        # conntrack prints its counter, then reports the failed dump
+        out_stdio(b"0\n")  # conntrack printf()s its counter, then reports the failed dump
         raise
-    out(b"%d\n" % n)
+    out_stdio(b"%d\n" % n)
     return 0

@@ -103,9 +103,10 @@ def _stderr(message: str) -> None:
 
 
 def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
-           loaders: List[Loader]) -> Final:
+           started: Callable[[Loader], None] = lambda loader: None) -> Final:
     """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
-    Returns the -o flags and the label map path in force at the end of the file."""
+    Returns the -o flags and the label map path in force at the end of the file. `started` gets the
+    Loader before it reads (it may cancel it)."""
     from _nfct.load import Loader
     state = _new_state(connlabel_conf, None)
     bad: List[CliCommand] = []
@@ -117,7 +118,7 @@ def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Opti
             bad.append(cmd)
 
     loader = Loader(fd, check, copy_fd=copy_fd)
-    loaders.append(loader)
+    started(loader)
     loader.scan()
     if bad:
         text = next((t for c, t in _FILE_CMD_TEXT if bad[0].command == c), "unknown")
@@ -137,18 +138,34 @@ class _Checker(threading.Thread):
     def __init__(self, fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
                  on_error: Callable[[], None]) -> None:
         super().__init__(name="pynfct-load-check", daemon=True)
-        self.args: Tuple[int, int, bytes, Warn, Optional[str], List[Loader]] = \
-            (fd, -1, progb, warn, connlabel_conf, [])
+        self.fd = fd
+        self.progb = progb
+        self.warn = warn
+        self.connlabel_conf = connlabel_conf
         self.on_error = on_error
+        self.cancelled = False
+        self.loader: Optional[Loader] = None
         self.result: Optional[Final] = None
         self.error: Optional[BaseException] = None
 
     def run(self) -> None:
         try:
-            self.result = _check(*self.args)
+            self.result = _check(self.fd, -1, self.progb, self.warn, self.connlabel_conf, self._loader_made)
         except BaseException as e:      # handed to the main thread
             self.error = e
             self.on_error()
+
+    def _loader_made(self, loader: Loader) -> None:
+        self.loader = loader
+        if self.cancelled:      # cancel() came first
+            loader.cancel()
+
+    def cancel(self) -> None:
+        """Stop checking at the next line (a signal ended the run: the verdict is not needed). The
+        Loader's own flag is read in C: most lines are checked without a Python call."""
+        self.cancelled = True
+        if self.loader is not None:
+            self.loader.cancel()
 
     def outcome(self) -> Final:
         self.join()
@@ -165,7 +182,7 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
     final: Optional[Final] = None
     if spool is not None:
         # standard input that is no file: check it all first, copying it for pass 2
-        final = _check(fd, spool.fileno(), progb, warn, connlabel_conf, [])
+        final = _check(fd, spool.fileno(), progb, warn, connlabel_conf)
         spool.flush()
         spool.seek(0)
         src = spool.fileno()
@@ -226,14 +243,13 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
         # a signal stopped the run (what ran stays, as when conntrack is killed): say what it did;
         # `result` is complete once the finally below has run. The check need not read on.
         if checker is not None:
-            for loader in checker.args[5]:
-                loader.cancel()
+            checker.cancel()
         e.partial = result      # type: ignore[attr-defined]
         raise
     finally:
         if checker is not None:
             checker.join()
-            os.close(checker.args[0])
+            os.close(checker.fd)
         result.lines = second.lineno
         result.created += second.created
         result.existed += second.existed

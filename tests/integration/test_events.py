@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from typing import Dict, List, Sequence
@@ -681,6 +682,35 @@ def test_json_events(netns, tmp_path):
         if "portid" in obj:
             assert f"portid={obj['portid']} progname={obj['progname']}" in line
         assert isinstance(obj["time"], float)
+
+
+# A process may name itself with any bytes (prctl PR_SET_NAME): its name, printed as the progname of
+# its changes, must still be valid JSON text (escaped, and U+FFFD for what is not UTF-8).
+RENAMED = r'''
+import ctypes, sys
+sys.path.insert(0, sys.argv[2])
+from ctwriter import CtWriter
+assert ctypes.CDLL(None).prctl(15, b'\xffa"b\\\x01\xc3', 0, 0, 0) == 0    # PR_SET_NAME
+with CtWriter(sys.argv[1]) as w:      # its socket stays open: the listener finds its owner
+    w.create("udp", "10.0.0.1", "10.0.0.2", 1, 2)
+    print("created", flush=True)      # the event is in the listener's socket now
+    sys.stdin.read()                  # alive until the listener has printed the event
+'''
+
+
+def test_json_events_progname_not_utf8(netns, tmp_path):
+    js = Listener(netns, "pynfct", ["-E", "-o", "json"], tmp_path, "json")
+    wait_for(js.subscribed, 60, what="the listener to subscribe")
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = netns.python_popen(RENAMED, netns.name, tests, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdout.readline() == b"created\n"
+    wait_idle([js])
+    child.stdin.close()
+    assert child.wait(30) == 0
+    r = js.stop()
+    assert r.returncode == 0
+    objs = [json.loads(line.decode("utf-8")) for line in r.stdout.splitlines()]   # strict UTF-8
+    assert [o["progname"] for o in objs] == ['\ufffda"b\\\x01\ufffd']
 
 
 FTP = r"""

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from differential import _pynfct_env, assert_same, pynfct_argv, run_both
+from differential import _pynfct_env, assert_same, normalize_prog, pynfct_argv, run_both
 from fill import bulk_entry_argv, fill_bulk
 from netns import NetNS
 
@@ -222,3 +222,16 @@ def test_load_of_lines_leaves_no_file(tmp_path):
         assert r.returncode == 0, r.stderr
         assert r.stdout.split(maxsplit=1) == [b"100", b"[]\n"]
         assert os.listdir(tmpdir) == []
+
+
+@pytest.mark.parametrize("args", [["-C"], ["-C", "expect"], ["-S"], ["-S", "expect"]], ids=" ".join)
+def test_proc_figures_and_refusal_in_conntrack_order_with_2_to_1(ns, args):
+    """-C/-S fall back to /proc and then report the refusal. conntrack printf()s the figures into
+    stdio's buffer and flushes it at exit, after its error line: with stdout and stderr into one pipe
+    the error line comes first, and pynfct's bytes must be the same."""
+    def combined(argv):
+        r = ns.run([*DROP, "sh", "-c", 'exec "$@" 2>&1', "sh", *argv, *args], env=_pynfct_env(), timeout=30)
+        return r.returncode, normalize_prog(r.stdout.decode())
+    ct = combined(["conntrack"])
+    assert ct[0] == 1 and ct[1].startswith("<PROG>: Operation failed") and "\n" in ct[1][:-1], ct
+    assert combined(pynfct_argv()) == ct

@@ -292,7 +292,7 @@ def test_writes_beside_another_writer(netns, api, update):
         # every selected entry left was updated; each selected one was updated or deleted first
         assert set(selected) == set(_keys(ns, [*SELECTED, "-m", "0x100/0x100"]))
         assert len(selected) == half - len(did["sel_deleted"])
-        assert half - len(did["sel_deleted"]) <= count <= count + vanished <= half
+        assert half - len(did["sel_deleted"]) <= count and count + vanished <= half, (count, vanished)
     else:
         # each selected entry was deleted exactly once, by one of the two
         assert selected == {}
