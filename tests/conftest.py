@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from typing import Optional
 
@@ -58,6 +59,12 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
+    # A job started in the background by a non-interactive shell (as CI runs .ci/run, or `cmd &`)
+    # inherits SIGINT ignored, and exec() passes an ignored signal on: every child would ignore Ctrl-C
+    # (conntrack included) and the tests that send SIGINT would test nothing. Children get SIGINT as a
+    # terminal's Ctrl-C gives it: with a handler of our own here, exec() hands them the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip"):
         cleanup_leftovers()
 

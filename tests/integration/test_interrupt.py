@@ -92,19 +92,6 @@ print(json.dumps(out), flush=True)
 """
 
 
-@pytest.fixture(autouse=True)
-def sigint_reaches_the_children():
-    """A job started in the background by a non-interactive shell (as a CI runner may start the suite)
-    inherits SIGINT ignored, and so would every child: Python then installs no KeyboardInterrupt handler
-    and a C program such as conntrack ignores Ctrl-C too. The children here must get SIGINT as a
-    terminal's Ctrl-C gives it: with a handler of our own, exec() hands them the default."""
-    old = signal.getsignal(signal.SIGINT)
-    if old == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
 @pytest.fixture(scope="module")
 def table_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("interrupt") / "table"
