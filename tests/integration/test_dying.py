@@ -5,8 +5,9 @@ listener that asked for reliable delivery (NETLINK_BROADCAST_ERROR) and whose re
 the kernel keep every deleted entry there (and retry the event) until the listener reads or goes away.
 The fixture does exactly that: the synthetic table is created with events on (nf_conntrack_events=1, so
 every entry has the event extension), a process opens such a listener with the smallest receive buffer and
-never reads, and ``conntrack -F`` deletes everything: all but the first few entries (whose events fit in
-the buffer) stay on the dying list, with their protocols, marks, zones, NAT'd tuples and labels.
+never reads; 20 filler entries are deleted first (their events fill that buffer) and ``conntrack -F``
+deletes everything else: every synthetic entry stays on the dying list, with its protocol, mark, zone,
+NAT'd tuples and labels.
 
 The kernel's retry work moves entries within the list (measured on 6.18: two reads a second apart list
 the same entries in another order), so the two programs' lines are compared as sets; everything else is
@@ -37,18 +38,29 @@ sys.stdin.read()
 """
 
 
+FILLERS, FILLER_MARK = 20, 4242     # entries deleted first, whose events fill the stuck listener's buffer
+
+
 @pytest.fixture(scope="module")
 def dying_ns():
     require_netns(need_nft=True)
     with NetNS() as ns:
         ns.sysctl("net.netfilter.nf_conntrack_events", 1)
         fill = fill_synthetic(ns)
+        for i in range(FILLERS):
+            ns.conntrack("-I", "-p", "udp", "-s", "203.0.113.1", "-d", "203.0.113.2", "--sport", str(40000 + i),
+                         "--dport", "9", "-t", "600", "-m", str(FILLER_MARK), check=True)
         p = ns.python_popen(STUCK_LISTENER, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert p.stdout.readline() == b"ready\n"
+        # The fillers' DESTROY events fill the listener's buffer first, so that every synthetic entry stays
+        # on the dying list: which entries' events fit otherwise depends on the flush's hash order, and a
+        # filter's only match (-r 10.0.0.2) was once among them.
+        ns.conntrack("-D", "-m", str(FILLER_MARK), check=True)
         ns.conntrack("-F", check=True)
         assert ns.conntrack("-L", check=True).stdout == b""
         dying = ns.conntrack("-L", "dying", check=True).stdout.splitlines()
-        assert fill.count - 5 <= len(dying) < fill.count and len(dying) > 50, len(dying)
+        synthetic = [line for line in dying if f"mark={FILLER_MARK} ".encode() not in line]
+        assert len(synthetic) == fill.count and len(dying) < fill.count + FILLERS, (len(synthetic), len(dying))
         ns.dying_count = len(dying)
         yield ns
 
