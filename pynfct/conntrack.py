@@ -203,7 +203,7 @@ class Conntrack:
     def create_many(self, specs: Iterable[Union["FlowSpec", Flow]], *, exist_ok: bool = False) -> "WriteResult":
         """Create many entries (FlowSpecs or Flows) with pipelined requests. Returns how many were
         created; ``failures`` has a Failure(errno, index) for each one the kernel refused (EEXIST too
-        unless exist_ok)."""
+        unless exist_ok). Raises NfctPermissionError without CAP_NET_ADMIN."""
         from . import writes
         return writes.create_many(self._fd(), self, specs, exist_ok)
 

@@ -52,8 +52,21 @@ def create(nsfd: int, ct: "Conntrack", spec: object, fields: Mapping[str, Any], 
     return True
 
 
+def _denied(done: int, failures: List[Failure], what: str) -> None:
+    """Without CAP_NET_ADMIN nfnetlink refuses each whole datagram of a pipelined write with one
+    EPERM (the C layer marks every request in it refused): nothing done and every request refused
+    with EPERM is that missing capability, raised as NfctPermissionError like every other call's
+    (the result, 0 done, travels with it as .result)."""
+    import errno
+    if done == 0 and failures and all(f.errno == errno.EPERM for f in failures):
+        e = from_errno(errno.EPERM, what)
+        e.result = WriteResult(0, failures)  # type: ignore[attr-defined]
+        raise e
+
+
 def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: bool) -> WriteResult:
-    """Pipelined creates; every refusal is reported as Failure(errno, item), item its position."""
+    """Pipelined creates; every refusal is reported as Failure(errno, item), item its position
+    (all refused for want of CAP_NET_ADMIN: NfctPermissionError)."""
     from _nfct.load import Loader, _Stop
     if isinstance(specs, (FlowSpec, Flow, str, bytes, Mapping)):
         raise TypeError("create_many() takes an iterable of FlowSpecs or Flows")
@@ -92,7 +105,9 @@ def create_many(nsfd: int, ct: "Conntrack", specs: Iterable[object], exist_ok: b
                                interrupted=True)
         raise
     loader.close()
-    return WriteResult(loader.created, failures=[Failure(e, i - 1) for i, e in loader.failures])
+    failures = [Failure(e, i - 1) for i, e in loader.failures]
+    _denied(loader.created, failures, "create_many()")
+    return WriteResult(loader.created, failures=failures)
 
 
 def _targets(target: Any, what: str) -> Optional[List[Flow]]:
@@ -150,8 +165,10 @@ def modify(nsfd: int, ct: "Conntrack", update: bool, target: Any, values: Option
                                    partial.vanished, partial.unchanged,
                                    partial.flows if collect else None, interrupted=True)
         raise
-    return WriteResult(r.count, [Failure(x) for x in r.failures], r.vanished, r.unchanged,
-                       r.flows if collect else None)
+    failures = [Failure(x) for x in r.failures]
+    if flows is not None:       # (a Match's dump has raised already)
+        _denied(r.count + r.vanished + r.unchanged, failures, what)
+    return WriteResult(r.count, failures, r.vanished, r.unchanged, r.flows if collect else None)
 
 
 def flush(nsfd: int, table: str) -> None:
