@@ -5,7 +5,8 @@
 * SIGINT/SIGTERM during -L (a reader that keeps up, and one that stopped reading) and -E (a flood of
   events, written to a file or to a reader that stopped reading): the process is gone within 0.2 s of
   the signal, with conntrack's exit status and no traceback. (-D, -U and -R: tests/integration/
-  test_interrupt.py.)
+  test_interrupt.py; here, -D/-U/-R blocked on a full pipe: within 0.2 s, every entry changed printed
+  whole or counted as not printed.)
 
 The stop time is measured from the kill to the end of the process, from a state where the command is
 known to be mid-work (output flowing, or blocked on a full pipe). The command under test runs at a
