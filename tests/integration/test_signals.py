@@ -191,6 +191,15 @@ def _stop(p: subprocess.Popen, sig: int):
     return rc, time.monotonic() - sent
 
 
+def _stop_when_blocked(p: subprocess.Popen, sig: int, timeout: float = 60.0):
+    """_stop() once the command waits in a write to its full pipe (its reader stopped reading)."""
+    deadline = time.monotonic() + timeout
+    while not _blocked_on_pipe(p.pid):
+        assert p.poll() is None and time.monotonic() < deadline, "the command never filled the pipe"
+        time.sleep(0.005)
+    return _stop(p, sig)
+
+
 @pytest.fixture(scope="module")
 def big_table(tmp_path_factory):
     with NetNS() as ns:
@@ -212,11 +221,7 @@ def test_list_with_a_reader_that_stopped_reading_stops_at_once(table, sig):
     for name in ("conntrack", "pynfct"):
         p = _popen(table, [*_prog(name), "-L"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            while not _blocked_on_pipe(p.pid):
-                assert p.poll() is None and time.monotonic() < deadline, "-L never filled the pipe"
-                time.sleep(0.005)
-            rc, took = _stop(p, sig)
+            rc, took = _stop_when_blocked(p, sig)
             err = p.stderr.read()
         finally:
             p.kill()
@@ -364,11 +369,7 @@ def test_writes_with_a_reader_that_stopped_reading_stop_at_once(tmp_path, args, 
             argv = ["-R", str(tmp_path / "batch")]
         p = _popen(ns, [*pynfct_argv(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 60
-            while not _blocked_on_pipe(p.pid):
-                assert p.poll() is None and time.monotonic() < deadline, "the command never filled the pipe"
-                time.sleep(0.005)
-            rc, took = _stop(p, sig)
+            rc, took = _stop_when_blocked(p, sig)
             err = p.stderr.read().decode(errors="replace")
             out = p.stdout.read()       # the reader drains the pipe afterwards: all that was written
         finally:
