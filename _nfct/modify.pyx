@@ -102,7 +102,8 @@ cdef struct mod_ctx:
 
 
 cdef bint out_stop(void *arg) noexcept nogil:
-    """The output's stop callback: a write said EINTR, so run the signal handlers now (see intr_t)."""
+    """The output's stop callback (before a flush, and when a write says EINTR): run the signal
+    handlers now (see intr_t); True once one raised."""
     return intr_now(&(<mod_ctx *>arg).intr) < 0
 
 
