@@ -8,7 +8,7 @@ costs overlap on two cores. Neither thread holds the GIL while it works.
 from libc.errno cimport errno, EINTR, ENOMEM, ENOBUFS
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from posix.unistd cimport write
 
 from _nfct.libmnl cimport *
@@ -312,10 +312,9 @@ cdef class Dump:
         cdef bytes header = fmt.header
         t.filt = &self.filt.f if self.filt is not None else NULL
         t.fmt = &fmt.f
+        memset(&t.o, 0, sizeof(t.o))     # (-L keeps SIGINT's default: no stop, written in large blocks)
         t.o.fd = fd
-        t.o.err = 0
         t.o.lossy = lossy
-        t.o.len = 0
         t.o.cap = OUT_SIZE
         t.count = 0
         t.header = header

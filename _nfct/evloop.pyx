@@ -14,7 +14,6 @@ from libc.stdint cimport uint8_t, uint32_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memmove, strlen
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport write
 
 from _nfct.libmnl cimport *
@@ -25,9 +24,9 @@ from _nfct.sysapi cimport timeval, gettimeofday, socklen_t, iovec, mmsghdr, recv
 from _nfct.filter cimport ct_filter_reject
 from _nfct.format cimport format_ct, json_string
 from _nfct.progname cimport NAME_MAX, port_name
+from _nfct.fdio cimport WRITE_MS, mono_now as now, line_chunk, wait_room
 
 cdef enum:
-    PIPE_BUF = 4096          # linux/limits.h: a write this small to a pipe with room never blocks
     SLOTS = 256              # datagrams per recvmmsg()
     LINE_ROOM = LINE_MAX + 256   # + timestamp, [USERSPACE] suffix, newline
     REC_CAP = 4096           # events one fetch() hands to Python at most
@@ -35,9 +34,9 @@ cdef enum:
 # On SIGINT/SIGTERM: write what is queued for this long at most, then stop (the program must end within
 # 0.2 s of the signal, whether events keep flooding in or the reader of the output stopped reading).
 cdef double DRAIN_SECONDS = 0.03
-# ... and after the signal, text already formatted is written while the reader takes it, for this long
-# at most; then only what the output takes without waiting (a regular file: all of it).
-cdef double WRITE_SECONDS = 0.05
+# ... and after the signal, text already formatted is written while the reader takes it, for WRITE_MS
+# at most (_nfct.fdio's, as -D/-U); then only what the output takes without waiting (a file: all of it).
+cdef double WRITE_SECONDS = WRITE_MS * 1e-3
 
 #: conntrack's words when the socket buffer overflowed (conntrack.c, CT_EVENT)
 ENOBUFS_WARNING = (b"WARNING: We have hit ENOBUFS! We are losing events.\n"
@@ -96,23 +95,6 @@ cdef bint fd_readable(int fd) noexcept nogil:
     return poll(&p, 1, 0) > 0 and (p.revents & POLLIN) != 0
 
 
-cdef size_t line_chunk(const char *buf, size_t off, size_t end) noexcept nogil:
-    """How much of buf[off:end] to write at once to a pipe: whole lines, PIPE_BUF bytes at most when
-    they fit (a pipe takes that much whole or not at all, and with room without blocking), else the
-    one long line."""
-    cdef size_t i = off + PIPE_BUF if end - off > PIPE_BUF else end
-    if i == end:
-        return end - off
-    while i > off and buf[i - 1] != b'\n':
-        i -= 1
-    if i > off:
-        return i - off
-    i = off + PIPE_BUF
-    while i < end and buf[i - 1] != b'\n':
-        i += 1
-    return i - off
-
-
 cdef void drop_rest(loop_t *L, size_t off) noexcept nogil:
     """Stopping: the reader did not take L.out[off:] in time. Whole lines are dropped (off is at a line
     end) and are no longer counted as shown; a header not written means no footer either."""
@@ -131,17 +113,6 @@ cdef inline double write_end(loop_t *L) noexcept nogil:
     return L.deadline - DRAIN_SECONDS + WRITE_SECONDS      # (stop_by() set the deadline at the signal)
 
 
-cdef bint wait_room(loop_t *L) noexcept nogil:
-    """Stopping: wait for room in the output until WRITE_SECONDS after the signal, then only look (an
-    error such as a closed pipe counts: the write reports it)."""
-    cdef pollfd p
-    cdef double left = write_end(L) - now()
-    p.fd = L.out_fd
-    p.events = POLLOUT
-    p.revents = 0
-    return poll(&p, 1, <int>(left * 1000) if left > 0 else 0) > 0
-
-
 cdef int flush_out(loop_t *L) noexcept nogil:
     """Write the pending text. A signal that asks to stop aborts a write blocked on a full pipe; once
     stopping (L.deadline set), writes never block: what a reader does not take in time is dropped,
@@ -152,7 +123,7 @@ cdef int flush_out(loop_t *L) noexcept nogil:
     while off < L.len:
         # a signal that came while no write was blocked: the next write must not block past the deadline
         if L.deadline > 0 or stopping(L):
-            if not wait_room(L):
+            if not wait_room(L.out_fd, write_end(L)):
                 drop_rest(L, off)
                 off = L.len
                 break
@@ -352,12 +323,6 @@ cdef bint stopping(loop_t *L) noexcept nogil:
 cdef void stop_by(loop_t *L) noexcept nogil:
     """The caller is stopping: reading and writing end DRAIN_SECONDS from now."""
     L.deadline = now() + DRAIN_SECONDS
-
-
-cdef double now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 cdef int run_loop(loop_t *L, bufs_t *B, int timeout_ms, bint drain_only) noexcept nogil:

@@ -13,8 +13,14 @@ thread runs the pending handlers now and then (_nfct.request's intr_poll, betwee
 raised it asks for nothing more (the dump stops, the batch it was filling is dropped unsent), lets the
 batches already handed over be sent and answered, joins the threads, and raises that exception with
 `partial`, the ModifyResult of what was done (see modify()).
+
+The entries changed are printed as they are done. To a pipe or a socket, whose reader may stop reading,
+the calling thread writes them in whole lines (PIPE_BUF at a time, _nfct.fdio's write_lines), so a signal
+also ends a write blocked on a full pipe: from then on the reader gets 50 ms to take the text, and the
+lines it did not take are counted (ModifyResult.unprinted) instead of printed.
 """
 import os
+import stat
 
 from libc.errno cimport errno, ENOENT, ENOMEM, EINVAL, EPIPE
 from libc.stdint cimport uint16_t, uint32_t
@@ -29,7 +35,7 @@ from _nfct.format cimport Format, fmt_t, outbuf_entry
 from _nfct.flow cimport Flow
 from _nfct.dump cimport Dump, entry_cb_t
 from _nfct.dump import split_dump
-from _nfct.fdio cimport outbuf_t, outbuf_flush
+from _nfct.fdio cimport outbuf_t, outbuf_flush, outbuf_stop
 from _nfct.request cimport (UNIT, req_t, batch_t, req_init, req_free, batch_init, batch_full, req_put,
                             req_drop, req_done, req_flush, family_of, put_lookup, handoff_t, handoff_init,
                             handoff_give, handoff_take, handoff_sent, handoff_stop, handoff_free)
@@ -56,7 +62,7 @@ cdef int out_entry(outbuf_t *o, const nf_conntrack *ct, const fmt_t *fmt, unsign
 
 # --- the ring of batches and the sender ---------------------------------------------------------------
 
-from _nfct.request cimport intr_t, intr_init, intr_poll, intr_take, intr_clear
+from _nfct.request cimport intr_t, intr_init, intr_poll, intr_now, intr_take, intr_clear
 
 
 cdef struct errlist_t:
@@ -93,6 +99,12 @@ cdef struct mod_ctx:
     errlist_t build_fail      # entries no request could be built for (the calling thread's)
     int err
     intr_t intr               # the calling thread's look at Python's signal handlers
+
+
+cdef bint out_stop(void *arg) noexcept nogil:
+    """The output's stop callback (before a flush, and when a write says EINTR): run the signal
+    handlers now (see intr_t); True once one raised."""
+    return intr_now(&(<mod_ctx *>arg).intr) < 0
 
 
 cdef inline batch_t *mod_batch(mod_ctx *c) noexcept nogil:
@@ -411,8 +423,10 @@ cdef int update_entry(nf_conntrack *ct, void *data) noexcept nogil:
 cdef class ModifyResult:
     """What -D/-U did: `count` entries changed, `vanished` gone before their turn, `unchanged` left
     alone (-U had nothing to change), `failures` the errnos of the others; `flows` (with collect) the
-    entries deleted, or updated as the kernel has them now."""
+    entries deleted, or updated as the kernel has them now; `unprinted`, of the `count`, those whose
+    line was not written: a signal stopped the run and the reader of a pipe did not take it in time."""
     cdef readonly long count
+    cdef readonly long unprinted
     cdef readonly long vanished
     cdef readonly long unchanged
     cdef readonly list failures
@@ -469,6 +483,9 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
     was asked is answered and counted (and written to fd), and the exception is raised again with
     `partial`, the ModifyResult of what was done (count: exactly the entries the kernel changed). It
     has no `partial` when a request or the output failed as well, as the count is not exact then.
+    To a pipe or a socket (whose reader may stop reading) a write blocked for a full pipe ends at such a
+    signal too: from then on the reader gets 50 ms to take the text, the rest is dropped in whole lines
+    and counted in `unprinted` (then the run writes in the calling thread: `threaded` is ignored).
     With `lossy`, text a write fails for (other than EPIPE) is dropped and the run goes on, as
     conntrack's stdio drops it."""
     cdef mod_ctx *c = <mod_ctx *>malloc(sizeof(mod_ctx))
@@ -488,6 +505,12 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
     c.out.lossy = lossy
     try:
         intr_init(&c.intr)
+        if fd >= 0 and fmt is not None and c.intr.watch:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                c.out.lines = True
+                c.out.stop = out_stop
+                c.out.stop_arg = c
         for k in range(NBATCH):
             if batch_init(&c.batches[k]) < 0:
                 raise MemoryError()
@@ -527,6 +550,8 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
             # The dump's reader and the calling thread keep two CPUs busy; a third thread only pays
             # off when there is a third CPU (measured: slower on two).
             threaded = len(os.sched_getaffinity(0)) >= 3
+        if c.out.lines:
+            threaded = False    # the signal handlers run in this thread: it must be the one that writes
         handoff_init(&c.h, sender_main, c, threaded)
         started = True
         exc = None
@@ -548,6 +573,8 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                 if b.npend and not stopping:
                     mod_submit(c)       # (after an exception the batch being filled is not sent)
                 handoff_stop(&c.h)
+                if stopping:
+                    outbuf_stop(&c.out)     # a reader that stopped reading must not hold us
                 if c.out.len and c.out.fd >= 0 and c.err == 0:
                     if outbuf_flush(&c.out) < 0:
                         c.err = c.out.err
@@ -558,6 +585,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
             if c.err:
                 raise from_errno(c.err)
         r.count = c.count
+        r.unprinted = c.out.dropped
         r.vanished = c.vanished
         r.unchanged = c.unchanged
         r.failures = [c.fail.v[i] for i in range(c.fail.n)] + [c.build_fail.v[i] for i in range(c.build_fail.n)]

@@ -57,6 +57,8 @@ class LoadResult(Record):
     updated: int = 0          # entries changed by -U lines
     deleted: int = 0          # entries removed by -D lines
     flushed: int = 0          # -F lines run
+    unprinted: int = 0        # of updated and deleted, entries not printed: a signal stopped the run and
+                              # the reader of the output did not take their lines in time
     failures: List[int] = Factory(list)   # errnos of -U/-D entries that failed
 
 
@@ -310,6 +312,7 @@ def _run_line(cmd: CliCommand, result: LoadResult, out_fd: int, nsfd: int, cli: 
         p = getattr(e, "partial", None)
         if p is not None:
             _count(result, update, p.count, p.failures)
+            result.unprinted += p.unprinted
         raise
     _count(result, update, int(counted), counted.failures)
     if not update and counted.failures and stop_on_delete_failure:

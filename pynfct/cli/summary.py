@@ -99,12 +99,20 @@ def operation_failed(err: int, command: int) -> str:
 
 def interrupted_line(cmd: Optional[Command], e: BaseException) -> str:
     """The summary of a -D, -U or -R that SIGINT/SIGTERM stopped (pynfct.cli.signals.Interrupted),
-    from what the kernel did (the exception's ``partial``). conntrack, killed, prints nothing."""
+    from what the kernel did (the exception's ``partial``). conntrack, killed, prints nothing.
+    ``partial.unprinted``: entries changed but not printed, as the reader of the output (a pipe) did
+    not take their lines in time (see docs/signals.md)."""
     name = getattr(e, "name", "a signal")
     p = getattr(e, "partial", None)
+    # entries changed whose line the reader of a pipe did not take before the program had to end
+    unprinted = getattr(p, "unprinted", 0)
     if cmd is None:         # -R: a LoadResult
         created, updated, deleted = (p.created, p.updated, p.deleted) if p is not None else (0, 0, 0)
-        done = f"{created} flow entries have been created, {updated} updated, {deleted} deleted."
+        done = f"{created} flow entries have been created, {updated} updated, {deleted} deleted"
+        whose = "of those updated and deleted"
     else:                   # -D/-U: a ModifyResult
-        done = summary_line(cmd, p.count if p is not None else 0) or ""
-    return f"interrupted by {name}: {done}"
+        done = (summary_line(cmd, p.count if p is not None else 0) or "").rstrip(".")
+        whose = "of them"
+    if unprinted:
+        done += f", {unprinted} {whose} not printed (the output was not read)"
+    return f"interrupted by {name}: {done}."

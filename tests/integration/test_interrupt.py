@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -24,7 +25,7 @@ import pytest
 import pynfct
 
 from differential import _pynfct_env, pynfct_argv
-from fill import bulk_entry_argv
+from fill import bulk_entry_argv, fill_bulk
 from netns import NetNS
 
 from _nfct.modify import modify
@@ -394,3 +395,47 @@ def test_create_many_interrupted_carries_what_was_created(table_file):
         assert 0 < created < n and failures == 0 and interrupted
         assert created == ns.ct_count()
         assert caught < BOUND and ended < BOUND
+
+
+# The child: modify() of the table's entries, fed from a generator that raises KeyboardInterrupt (as a
+# signal handler would) after the last one, printing to a pipe nobody reads until the call is over.
+STOPPED_READER_CHILD = r"""
+import json, os, time
+import pynfct
+from _nfct.format import Format
+from _nfct.modify import modify
+from pynfct.cli.parse import parse
+flows = list(pynfct.Conntrack().dump())
+r, w = os.pipe()
+raised = []
+def feed():
+    yield from flows
+    raised.append(time.monotonic())
+    raise KeyboardInterrupt
+try:
+    modify(-1, parse(["-D"]), False, Format(0), w, flows=feed())
+except KeyboardInterrupt as e:
+    took = time.monotonic() - raised[0]
+    os.close(w)
+    out = b""
+    while chunk := os.read(r, 1 << 16):
+        out += chunk
+    print(json.dumps({"count": e.partial.count, "unprinted": e.partial.unprinted, "took": took,
+                      "lines": out.count(b"\n"), "whole": out.endswith(b"\n")}))
+"""
+
+
+def test_stopped_while_formatting_does_not_wait_for_a_reader_that_stopped_reading():
+    """The stop comes while no write waits (here between entries: the text is all still in the buffer);
+    the last write, to a pipe whose reader stopped reading, must not wait for it: what the pipe takes
+    is written in whole lines, the rest counted as unprinted, and the call ends at once."""
+    with NetNS() as ns:
+        fill_bulk(ns, 3000)           # ~450 KB of text: far beyond the pipe's 64 KiB
+        r = ns.run([sys.executable, "-c", STOPPED_READER_CHILD], env=_pynfct_env(), timeout=30)
+        assert r.returncode == 0, r.stderr
+        result = json.loads(r.stdout)
+        print(f"\n{result}")
+        assert 0 < result["count"] == 3000 - ns.ct_count()     # (the batch being filled is not sent)
+        assert result["whole"] and 0 < result["unprinted"] < 3000
+        assert result["lines"] + result["unprinted"] == result["count"]
+        assert result["took"] < CLI_BOUND

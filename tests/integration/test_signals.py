@@ -5,7 +5,8 @@
 * SIGINT/SIGTERM during -L (a reader that keeps up, and one that stopped reading) and -E (a flood of
   events, written to a file or to a reader that stopped reading): the process is gone within 0.2 s of
   the signal, with conntrack's exit status and no traceback. (-D, -U and -R: tests/integration/
-  test_interrupt.py.)
+  test_interrupt.py; here, -D/-U/-R blocked on a full pipe: within 0.2 s, every entry changed printed
+  whole or counted as not printed.)
 
 The stop time is measured from the kill to the end of the process, from a state where the command is
 known to be mid-work (output flowing, or blocked on a full pipe). The command under test runs at a
@@ -190,6 +191,15 @@ def _stop(p: subprocess.Popen, sig: int):
     return rc, time.monotonic() - sent
 
 
+def _stop_when_blocked(p: subprocess.Popen, sig: int, timeout: float = 60.0):
+    """_stop() once the command waits in a write to its full pipe (its reader stopped reading)."""
+    deadline = time.monotonic() + timeout
+    while not _blocked_on_pipe(p.pid):
+        assert p.poll() is None and time.monotonic() < deadline, "the command never filled the pipe"
+        time.sleep(0.005)
+    return _stop(p, sig)
+
+
 @pytest.fixture(scope="module")
 def big_table(tmp_path_factory):
     with NetNS() as ns:
@@ -211,11 +221,7 @@ def test_list_with_a_reader_that_stopped_reading_stops_at_once(table, sig):
     for name in ("conntrack", "pynfct"):
         p = _popen(table, [*_prog(name), "-L"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            while not _blocked_on_pipe(p.pid):
-                assert p.poll() is None and time.monotonic() < deadline, "-L never filled the pipe"
-                time.sleep(0.005)
-            rc, took = _stop(p, sig)
+            rc, took = _stop_when_blocked(p, sig)
             err = p.stderr.read()
         finally:
             p.kill()
@@ -330,3 +336,65 @@ def test_events_stop_within_the_bound_during_a_flood(tmp_path, sig, reader, fmt)
             lines = [line for line in lines if line.startswith("<flow ")]
         shown = int(re.search(r" (\d+) flow events have been shown\.\n$", err).group(1))
         assert shown == len(lines) > 0
+
+
+STOPPED_READER = 20_000      # entries -D/-U/-R change: ~3 MB of text, far beyond a pipe's 64 KiB
+
+
+def _tuples(lines) -> set:
+    """The original tuples (src dst sport dport) of printed entries or of `conntrack -L` lines."""
+    out = set()
+    for line in lines:
+        words = line.split()
+        out.add(tuple(next(w for w in words if w.startswith(k + "=")) for k in ("src", "dst", "sport", "dport")))
+    return out
+
+
+@pytest.mark.parametrize("args,sig", [(["-D"], signal.SIGINT), (["-D"], signal.SIGTERM),
+                                      (["-U", "-f", "ipv4", "-m", "0x10000/0xff0000"], signal.SIGINT),
+                                      (["-R", "FILE"], signal.SIGTERM)],
+                         ids=["-D-SIGINT", "-D-SIGTERM", "-U-SIGINT", "-R-SIGTERM"])
+def test_writes_with_a_reader_that_stopped_reading_stop_at_once(tmp_path, args, sig):
+    """-D/-U/-R (a file with a -D line) blocked on a full pipe (`pynfct -D | (sleep 1000)`): the signal
+    ends the process within 0.2 s all the same, dead of the signal, no traceback. Only whole lines
+    reach the reader, and every entry changed is accounted for: the lines the reader finds in the pipe
+    afterwards plus those the summary says were not printed are exactly the entries changed, as the
+    real conntrack sees the table."""
+    with NetNS() as ns:
+        fill_bulk(ns, STOPPED_READER)
+        before = ns.conntrack("-L", timeout=120).stdout.decode().splitlines()
+        argv = args
+        if args == ["-R", "FILE"]:
+            (tmp_path / "batch").write_text("-D\n")
+            argv = ["-R", str(tmp_path / "batch")]
+        p = _popen(ns, [*pynfct_argv(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            rc, took = _stop_when_blocked(p, sig)
+            err = p.stderr.read().decode(errors="replace")
+            out = p.stdout.read()       # the reader drains the pipe afterwards: all that was written
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        print(f"\npynfct {' '.join(argv)} | (stopped reader): ended {took * 1000:.1f} ms after {sig.name}; "
+              f"{err.strip()}")
+        assert rc == -sig
+        assert took <= BOUND
+        m = re.fullmatch(r"<PROG>: interrupted by (\w+): (.*), (\d+) (?:of them|of those updated and deleted) "
+                         r"not printed \(the output was not read\)\.\n", normalize_prog(err))
+        assert m is not None and m.group(1) == sig.name, err
+        counts = [int(x) for x in re.findall(r"\d+", m.group(2))]
+        changed = counts[2] if args[0] == "-R" else counts[0]         # (-R: created, updated, deleted)
+        unprinted = int(m.group(3))
+        assert out.endswith(b"\n")                # no entry printed half
+        printed = out.decode().splitlines()
+        assert len(printed) > 0 and unprinted > 0 and len(printed) + unprinted == changed
+        if args[0] == "-U":
+            now = ns.conntrack("-L", "-m", "0x10000/0xff0000", timeout=120).stdout.decode().splitlines()
+            assert len(now) == changed
+            assert _tuples(printed) <= _tuples(now)
+        else:
+            now = ns.conntrack("-L", timeout=120).stdout.decode().splitlines()
+            assert len(before) - len(now) == changed
+            gone = _tuples(before) - _tuples(now)
+            assert _tuples(printed) <= gone and len(_tuples(printed)) == len(printed)
