@@ -39,7 +39,16 @@ echo "    each module instrumented (imports __asan_report_*)"
 # preloaded sanitizers (1.4.7's own documented crashes, such as -R with labels, would be reported as
 # pynfct's, and would end in ASan's abort instead of the SIGSEGV the tests expect of it).
 mkdir -p "$out/bin"
-printf '#!/bin/bash\nunset LD_PRELOAD\nexec -a conntrack %s "$@"\n' "$(command -v conntrack)" > "$out/bin/conntrack"
+cat > "$out/bin/conntrack" <<EOF
+#!/bin/bash
+# the sanitizers out of LD_PRELOAD, anything else a test preloads (tests/ctclock.py's clock) kept
+keep=
+for lib in \$LD_PRELOAD; do
+    case "\$lib" in "$libasan"|"$libubsan") ;; *) keep="\$keep \$lib" ;; esac
+done
+if [ -n "\$keep" ]; then export LD_PRELOAD="\${keep# }"; else unset LD_PRELOAD; fi
+exec -a conntrack $(command -v conntrack) "\$@"
+EOF
 chmod +x "$out/bin/conntrack"
 export PATH="$out/bin:$PATH"
 export LD_PRELOAD="$libasan $libubsan"
