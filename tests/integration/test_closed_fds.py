@@ -110,6 +110,11 @@ def test_closed_stdin(netns, args):
     assert py.stdout == ct.stdout
 
 
+def _sleeping(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
 @pytest.mark.parametrize("closed", CLOSED)
 def test_closed_events(netns, closed):
     """-E stopped by SIGINT once subscribed: both count the events and exit 0."""
@@ -118,8 +123,9 @@ def test_closed_events(netns, closed):
              for _, prog, env in PROGS]
     wait_for(lambda: all(event_sockets(p.pid) for p in procs), 60, what="the listeners to subscribe")
     _fill(netns, 3)
-    wait_for(lambda: all(s["rmem"] == 0 for p in procs for s in event_sockets(p.pid)), 30,
-             what="the listeners to read the events")
+    # read from the socket, and back asleep in recv: nothing left half handled when SIGINT comes
+    wait_for(lambda: all(s["rmem"] == 0 for p in procs for s in event_sockets(p.pid))
+             and all(_sleeping(p.pid) for p in procs), 30, what="the listeners to handle the events")
     results = []
     for p in procs:
         p.send_signal(signal.SIGINT)
