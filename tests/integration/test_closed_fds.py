@@ -10,6 +10,7 @@ conntrack 1.4.7 does (exit status, stderr when it is open, the table afterwards)
 """
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -191,3 +192,16 @@ def test_api_load_lines_no_tmp(netns):
     assert (r.returncode, r.stderr) == (0, b"")
     assert r.stdout == b"3 0\n"
     assert len(_table(netns)) == 2        # two created, 10.7.0.0 deleted
+
+
+@pytest.mark.parametrize("closed", CLOSED)
+def test_closed_bin_script(netns, closed):
+    """The installed script (bin/pynfct) fills the fds as ``python -m pynfct`` does (the tests above)."""
+    _fill(netns, 2)
+    r = _closed(netns, [sys.executable, os.path.join(REPO_ROOT, "bin", "pynfct")], ["-D", "-s", "10.7.0.1"],
+                closed, env=_pynfct_env())
+    assert r.returncode == 0
+    if closed == ">&-":
+        assert normalize_prog(r.err) == "<PROG>: 1 flow entries have been deleted.\n"
+    left = _table(netns)
+    assert len(left) == 1 and "src=10.7.0.0 " in left[0]
