@@ -57,5 +57,7 @@ def flush_held() -> None:
 
 
 def err(text: str) -> None:
+    if sys.stderr is None:      # main() called in a process whose fd 2 is closed: lost, as conntrack's
+        return
     sys.stderr.write(text)
     sys.stderr.flush()

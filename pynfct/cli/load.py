@@ -85,10 +85,10 @@ def run_file(path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], prog
             return LoadResult()       # fopen() of a directory succeeds and reads nothing
         seekable = stat.S_ISREG(os.fstat(fd).st_mode)
         if not seekable:
-            import tempfile       # only for a pipe: it costs a few ms of every start
-            # private (0600) and nameless from the start (O_TMPFILE; else created O_EXCL and unlinked
-            # at once): no exit path, a signal's included, can leave it behind
-            spool = tempfile.TemporaryFile(prefix="pynfct-stdin-")
+            try:
+                spool = open_spool("pynfct-stdin-")
+            except SpoolError as e:
+                raise UsageError(f"Operation failed: {e.strerror}", OTHER_PROBLEM) from None
         progb = os.fsencode(prog)
         warn = warn if warn is not None else _stderr
         return _two_passes(fd, spool, progb, out_fd, nsfd, warn, connlabel_conf, stop_on_delete_failure, cli)
@@ -96,6 +96,27 @@ def run_file(path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]], prog
         os.close(fd)
         if spool is not None:
             spool.close()
+
+
+class SpoolError(OSError):
+    """No private temporary file could be made to hold the lines read (see open_spool)."""
+
+
+def open_spool(prefix: str) -> IO[bytes]:
+    """A private (0600), nameless file to copy lines into: no exit path, a signal's included, can leave
+    it behind. tempfile's first (O_TMPFILE, else created O_EXCL and unlinked at once, in $TMPDIR, /tmp,
+    ...); where no such directory is writable, a memfd, which needs none. Raises SpoolError."""
+    import tempfile       # only for a pipe or load(lines): it costs a few ms of every start
+    try:
+        return tempfile.TemporaryFile(prefix=prefix)
+    except OSError as e:
+        first = e
+    try:
+        return open(os.memfd_create(prefix + "spool", os.MFD_CLOEXEC), "w+b")
+    except OSError as e:
+        raise SpoolError(e.errno, f"cannot make a temporary file to hold the lines read "
+                                  f"(no writable temporary directory: {first}; memfd_create: "
+                                  f"{e.strerror})") from None
 
 
 def _stderr(message: str) -> None:
@@ -333,16 +354,15 @@ def load(ct: "Conntrack", source: "Union[str, os.PathLike[str], bytes, Iterable[
     with conntrack's rules: every line is checked first (ParameterError, nothing done); then they run
     in order and the first failing one raises (NfctError; the creates pipelined after it are undone).
     Returns a WriteResult: entries created, updated and deleted, and the Failures of -U/-D lines."""
-    import tempfile
     from _nfct.errors import ParameterError, from_errno
     from ..result import Failure, WriteResult
     spool = None
     if isinstance(source, (str, bytes, os.PathLike)):
         path: Union[str, bytes] = os.fsencode(source)
     else:
-        # A file without a name (O_TMPFILE, or unlinked at once), private (0600): nothing is left
-        # behind whatever ends the process; the run reads it through /proc/self/fd.
-        spool = tempfile.TemporaryFile(prefix="pynfct-load-")
+        # nameless and private: nothing is left behind whatever ends the process; the run reads it
+        # through /proc/self/fd. SpoolError (an OSError) if none can be made.
+        spool = open_spool("pynfct-load-")
         for line in source:
             if not isinstance(line, (str, bytes)):
                 raise TypeError(f"load() takes lines as str or bytes, not {type(line).__name__}")

@@ -76,7 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cmd: Optional[Command] = None
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:     # None: main() called by a process whose fd 1 is closed
+            sys.stdout.flush()
         if len(argv) > 1 and argv[0] in ("-R", "--load-file"):
             # as conntrack's main(): a batch file only as the very first argument
             from .write import load_file

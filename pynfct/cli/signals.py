@@ -13,6 +13,11 @@ loops stop within tens of milliseconds with the exact account of what the kernel
 changed so far are printed, a summary line says it was interrupted, and the process then dies of the
 same signal (:func:`die_of`), as conntrack would have. -E keeps conntrack's own handler (events.py).
 
+A standard descriptor the caller closed (`>&-`, `2>&-`) is opened on /dev/null first (:func:`_open_closed`):
+Python would leave sys.stdout or sys.stderr None (a traceback, the command not done) and pynfct's own
+netlink socket could take the free number. conntrack's text to a closed descriptor is lost and the
+command still runs (docs/signals.md); text to /dev/null is lost as well.
+
 Only the command line calls this module: the library never changes a signal disposition.
 _signal, not signal: the signal module imports enum, a cost on every call.
 """
@@ -42,9 +47,42 @@ def as_program() -> None:
     started in the background keeps SIGINT ignored, and so does conntrack)."""
     global _program
     _program = True
+    _open_closed()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
     if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+
+def _open_closed() -> None:
+    """Fill each of fds 0, 1, 2 that is closed, and give Python usable sys.stdout/stderr on 1 and 2 (it
+    made them None at start). Done in order, so the lower ones are open and the new descriptor gets the
+    very number wanted; dup2 only in case it does not."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            if fd == 0:
+                # not /dev/null: `-R -` opens /dev/stdin, which conntrack cannot with fd 0 closed
+                # ("Failed to open file", exit 2); a socket cannot be opened through /proc either
+                import _socket
+                new = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM).detach()
+            else:
+                new = os.open(os.devnull, os.O_WRONLY)
+            if new != fd:
+                os.dup2(new, fd)          # inheritable, as a standard descriptor is
+                os.close(new)
+            else:
+                os.set_inheritable(fd, True)
+        except OSError:
+            continue
+        # as Python makes them at start: stderr backslash-escapes, and is line buffered
+        if fd == 1 and sys.stdout is None:
+            sys.stdout = open(1, "w", closefd=False)
+        elif fd == 2 and sys.stderr is None:
+            sys.stderr = open(2, "w", errors="backslashreplace", closefd=False, buffering=1)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -53,7 +53,7 @@ def _modify(cmd: Command, update: bool, fd: int = 1, nsfd: int = -1, report: boo
     # -D prints with nfct_snprintf() (no label names), -U with the label map when it has one.
     labelmap = _labelmap_for(cmd) if update and fd >= 0 else None
     fmt = Format(cmd.output & _MODIFY_OUTPUT, labelmap)
-    if fd == 1:
+    if fd == 1 and sys.stdout is not None:
         sys.stdout.flush()
     result = modify(nsfd, cmd, update, fmt, fd, lossy=True)
     for e in result.failures if report else ():
