@@ -19,7 +19,7 @@ import os
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR, EEXIST, ENOMEM
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint32_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset, memchr, memmove
 from posix.unistd cimport read
@@ -117,7 +117,6 @@ cdef int reader_next(reader_t *r, char **line, size_t *len) noexcept nogil:
 cdef struct cbatch_t:
     batch_t b
     long lines[BATCH_MAX]
-    long ords[BATCH_MAX]      # the request's place among all creates of the run
     char is_add[BATCH_MAX]
     int errs[BATCH_MAX]
     size_t offs[BATCH_MAX]
@@ -137,27 +136,6 @@ cdef struct load_ctx:
     long fail_line
     int fail_errno
     bint fail_add
-    long ordinal              # creates queued so far
-    uint8_t *done_bits        # bit per create: it made an entry (for a later undo)
-    long done_cap             # bytes
-    bint cancelled            # stop reading (the check of the file found an error)
-    const uint8_t *undo_bits  # undo mode: delete what these creates made, instead of creating
-    long undo_len             # bytes of undo_bits
-
-
-cdef int mark_done(load_ctx *c, long ordinal) noexcept nogil:
-    cdef uint8_t *p
-    cdef long need = ordinal // 8 + 1, cap
-    if need > c.done_cap:
-        cap = need * 2 + 4096
-        p = <uint8_t *>realloc(c.done_bits, cap)
-        if p == NULL:
-            return -1
-        memset(p + c.done_cap, 0, cap - c.done_cap)
-        c.done_bits = p
-        c.done_cap = cap
-    c.done_bits[ordinal // 8] |= 1 << (ordinal % 8)
-    return 0
 
 
 cdef int load_flush(load_ctx *c, cbatch_t *cb) noexcept nogil:
@@ -175,8 +153,6 @@ cdef int load_flush(load_ctx *c, cbatch_t *cb) noexcept nogil:
         c.fail_line = cb.lines[0]
         b.len = b.n = 0
         return -1
-    if c.undo_bits != NULL:
-        return 0        # undoing: an entry already gone is as good as deleted
     for i in range(n):
         e = cb.errs[i]
         if e == 0:
@@ -198,10 +174,6 @@ cdef int load_flush(load_ctx *c, cbatch_t *cb) noexcept nogil:
             c.nfail += 1
         elif k < 0:
             k = i
-    for i in range(n if k < 0 else k):
-        if cb.errs[i] == 0 and mark_done(c, cb.ords[i]) < 0:
-            c.fail_errno = ENOMEM
-            return -1
     if k < 0:
         return 0
     c.fail_line = cb.lines[k]
@@ -289,15 +261,10 @@ cdef class Loader:
         if self.c == NULL:
             raise MemoryError()
 
-    cdef object undo_ref
-    cdef long stop_line
     cdef intr_t intr
     cdef bint closed
 
-    def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1, threaded=None,
-                 bytes undo=None, long stop_line=0):
-        """`undo` (done_bits() of an earlier run over the same file) makes the creates of the lines up
-        to `stop_line` delete what that run created instead."""
+    def __init__(self, int fd, slow, int nsfd=-1, bint run=False, int copy_fd=-1, threaded=None):
         cdef int k
         intr_init(&self.intr)
         self.rd.intr = &self.intr
@@ -309,11 +276,6 @@ cdef class Loader:
                 raise MemoryError()
         self.slow = slow
         self.run = run
-        self.stop_line = stop_line
-        if undo is not None:
-            self.undo_ref = undo                      # kept alive
-            self.c.undo_bits = <const uint8_t *><const char *>self.undo_ref
-            self.c.undo_len = len(undo)
         if run:
             self.sock = NfctSocket(nsfd)
             req_init(&self.c.req, self.sock)
@@ -337,7 +299,6 @@ cdef class Loader:
                 handoff_free(&self.c.h)
             req_free(&self.c.req)
             free(self.c.fail_pairs)
-            free(self.c.done_bits)
             free(self.c)
             self.c = NULL
 
@@ -418,42 +379,19 @@ cdef class Loader:
         cdef cbatch_t *cb = load_batch(self.c)
         cdef nlmsghdr *nlh
         cdef int i = cb.b.n
-        cdef long ordinal = self.c.ordinal
         if self.c.stopped:
             return -1
-        self.c.ordinal += 1
-        if self.c.undo_bits != NULL:
-            # undo mode: the kernel finds the entry by the create request's original tuple
-            if ordinal // 8 >= self.c.undo_len or not self.c.undo_bits[ordinal // 8] & (1 << (ordinal % 8)):
-                return 0
-            nlh = req_put(&self.c.req, &cb.b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, family)
-        else:
-            nlh = req_put(&self.c.req, &cb.b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
-                          NLM_F_CREATE | NLM_F_EXCL, family)
+        nlh = req_put(&self.c.req, &cb.b, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
+                      NLM_F_CREATE | NLM_F_EXCL, family)
         nfct_nlmsg_build(nlh, ct)
         cb.offs[i] = cb.b.len
         req_done(&cb.b, nlh)
-        cb.ords[i] = ordinal
         cb.lines[i] = self.lineno
         cb.is_add[i] = add
         cb.errs[i] = 0
         if cb.b.n == BATCH_MAX or batch_full(&cb.b):
             return load_submit(self.c, False)
         return 0
-
-    def done_bits(self):
-        """Which creates made an entry (a bit per create, in file order): for an undo run."""
-        self._settle()
-        return PyBytes_FromStringAndSize(<const char *>self.c.done_bits, self.c.done_cap) \
-            if self.c.done_bits != NULL else b""
-
-    def cancel(self):
-        """Stop scan() at the next line (from another thread): the file check found an error."""
-        self.c.cancelled = True
-
-    @property
-    def cancelled(self):
-        return self.c.cancelled
 
     def queue_create(self, command):
         """A -I/-A line the full parser read: its request joins the batch."""
@@ -512,9 +450,6 @@ cdef class Loader:
         while True:
             with nogil:
                 while True:
-                    if self.c.cancelled or (self.stop_line and self.lineno >= self.stop_line):
-                        rc = 0
-                        break
                     if intr_poll(&self.intr) < 0:
                         rc = 0
                         break

@@ -4,7 +4,8 @@ conntrack 1.4.7 parses every line of the file into memory, then runs the lines o
 line stops it before anything ran (exit 2), the first failing line stops the run (exit 1), only -I, -A,
 -U, -D and -F lines are allowed, and the -o flags and label map in force at the end of the file apply to
 every line. pynfct keeps those rules with two passes over the file instead of holding it in memory:
-pass 1 parses (and checks) every line, pass 2 parses again and runs. Plain -I/-A lines are parsed in C
+pass 1 parses (and checks) every line, pass 2 parses again and runs; nothing is sent before pass 1
+has read the whole file. Plain -I/-A lines are parsed in C
 and their requests pipelined (see _nfct.load.Loader); other lines go through :mod:`pynfct.cli.parse`.
 Standard input is copied to a temporary file during pass 1 so that pass 2 can read it again.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -125,11 +125,9 @@ def _stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
-           started: Callable[[Loader], None] = lambda loader: None) -> Final:
+def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str]) -> Final:
     """Pass 1: parse every line (conntrack's ct_parse_file); the first bad one raises UsageError.
-    Returns the -o flags and the label map path in force at the end of the file. `started` gets the
-    Loader before it reads (it may cancel it)."""
+    Returns the -o flags and the label map path in force at the end of the file."""
     from _nfct.load import Loader
     state = _new_state(connlabel_conf, None)
     bad: List[CliCommand] = []
@@ -141,7 +139,6 @@ def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Opti
             bad.append(cmd)
 
     loader = Loader(fd, check, copy_fd=copy_fd)
-    started(loader)
     loader.scan()
     if bad:
         text = next((t for c, t in _FILE_CMD_TEXT if bad[0].command == c), "unknown")
@@ -150,59 +147,12 @@ def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Opti
     return Out(state.output_mask), labelmap_path
 
 
-class _CheckFailed(Exception):
-    """The file check (pass 1, running alongside) found a bad line: what ran must be undone."""
-
-
-class _Checker(threading.Thread):
-    """Pass 1 in a thread of its own, on its own descriptor of the file, while pass 2 runs creates:
-    creates can be undone if a later line turns out bad; -U/-D/-F lines wait for the check."""
-
-    def __init__(self, fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str],
-                 on_error: Callable[[], None]) -> None:
-        super().__init__(name="pynfct-load-check", daemon=True)
-        self.fd = fd
-        self.progb = progb
-        self.warn = warn
-        self.connlabel_conf = connlabel_conf
-        self.on_error = on_error
-        self.cancelled = False
-        self.loader: Optional[Loader] = None
-        self.result: Optional[Final] = None
-        self.error: Optional[BaseException] = None
-
-    def run(self) -> None:
-        try:
-            self.result = _check(self.fd, -1, self.progb, self.warn, self.connlabel_conf, self._loader_made)
-        except BaseException as e:      # handed to the main thread
-            self.error = e
-            self.on_error()
-
-    def _loader_made(self, loader: Loader) -> None:
-        self.loader = loader
-        if self.cancelled:      # cancel() came first
-            loader.cancel()
-
-    def cancel(self) -> None:
-        """Stop checking at the next line (a signal ended the run: the verdict is not needed). The
-        Loader's own flag is read in C: most lines are checked without a Python call."""
-        self.cancelled = True
-        if self.loader is not None:
-            self.loader.cancel()
-
-    def outcome(self) -> Final:
-        self.join()
-        if self.error is not None:
-            raise _CheckFailed()
-        assert self.result is not None     # run() set either result or error
-        return self.result
-
-
 def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, nsfd: int, warn: Warn,
                 connlabel_conf: Optional[str], stop_on_delete_failure: bool, cli: bool) -> LoadResult:
     from _nfct.load import Loader, _Stop
-    checker: Optional[_Checker] = None
-    final: Optional[Final] = None
+    # conntrack parses the whole file before it runs a line: a bad line anywhere must find nothing
+    # sent, not even for a moment (other tools would see the entries, a real connection could be
+    # taken for one). Most lines are checked in C, so this pass costs little next to the kernel's work.
     if spool is not None:
         # standard input that is no file: check it all first, copying it for pass 2
         final = _check(fd, spool.fileno(), progb, warn, connlabel_conf)
@@ -210,29 +160,19 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
         spool.seek(0)
         src = spool.fileno()
     else:
+        final = _check(fd, -1, progb, warn, connlabel_conf)
+        os.lseek(fd, 0, os.SEEK_SET)
         src = fd
+    output, labelmap_path = final       # the flags in force at the end of the file apply to every line
     state = _new_state(connlabel_conf, None)
     result = LoadResult()
 
-    def settle() -> Final:
-        # the flags in force at the end of the file, once the check has read it all
-        nonlocal final
-        if final is None:
-            assert checker is not None       # without a spool the check runs in its thread
-            final = checker.outcome()
-        return final
-
     def run(line: bytes, lineno: int) -> None:
         _fix_handler(state, second)
-        try:
-            cmd = _parse_one(split_line(line, progb), state, _ignore)
-        except UsageError:
-            settle()            # the check reports it (or an earlier bad line)
-            raise
+        cmd = _parse_one(split_line(line, progb), state, _ignore)
         if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
             second.queue_create(cmd)
             return
-        output, labelmap_path = settle()
         cmd.output = output
         if labelmap_path is not None:
             cmd.labelmap_path = labelmap_path
@@ -243,71 +183,22 @@ def _two_passes(fd: int, spool: Optional[IO[bytes]], progb: bytes, out_fd: int, 
             raise LoadFailed(e.errno or 0, cmd.command, lineno) from None
 
     second = Loader(src, run, nsfd=nsfd, run=True)
-    if spool is None:
-        checker = _Checker(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC), progb, warn,
-                           connlabel_conf, second.cancel)
-        checker.start()
-    failure: Optional[BaseException] = None
     try:
-        try:
-            second.scan()
-        except _Stop:
-            failure = LoadFailed(second.fail_errno, Cmd.CT_ADD if second.fail_add else Cmd.CT_CREATE,
-                                 second.fail_line)
-        settle()                # a bad line anywhere wins over a failed create, as in conntrack
-    except (_CheckFailed, UsageError) as e:
-        # conntrack parses the whole file before it runs a line: undo the creates run so far
-        second.close()
-        _undo(src, second, progb, connlabel_conf, nsfd)
-        if checker is not None and checker.error is not None:
-            raise checker.error from None
-        raise e
+        second.scan()
+    except _Stop:
+        raise LoadFailed(second.fail_errno, Cmd.CT_ADD if second.fail_add else Cmd.CT_CREATE,
+                         second.fail_line) from None
     except KeyboardInterrupt as e:
         # a signal stopped the run (what ran stays, as when conntrack is killed): say what it did;
-        # `result` is complete once the finally below has run. The check need not read on.
-        if checker is not None:
-            checker.cancel()
+        # `result` is complete once the finally below has run
         e.partial = result      # type: ignore[attr-defined]
         raise
     finally:
-        if checker is not None:
-            checker.join()
-            os.close(checker.fd)
         result.lines = second.lineno
         result.created += second.created
         result.existed += second.existed
         second.close()
-    if failure is not None:
-        raise failure
     return result
-
-
-def _undo(fd: int, done: Loader, progb: bytes, connlabel_conf: Optional[str], nsfd: int) -> None:
-    """Delete what the creates of a run (`done`, its Loader) made: the same lines again up to where it
-    stopped, each create that made an entry sent as a delete."""
-    from _nfct.load import Loader
-    if done.created == 0:
-        return
-    state = _new_state(connlabel_conf, None)
-
-    def again(line: bytes, lineno: int) -> None:
-        _fix_handler(state, undo)
-        try:
-            cmd = _parse_one(split_line(line, progb), state, _ignore)
-        except UsageError:
-            return
-        if cmd.command in (Cmd.CT_CREATE, Cmd.CT_ADD):
-            undo.queue_create(cmd)
-
-    ufd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        undo = Loader(ufd, again, nsfd=nsfd, run=True, undo=done.done_bits(), stop_line=done.lineno)
-        try:
-            undo.scan()
-        finally:
-            undo.close()
-    finally:
-        os.close(ufd)
 
 
 def _fix_handler(state: _State, loader: Loader) -> None:

@@ -655,9 +655,9 @@ def test_load_failing_create_in_a_long_file(tmp_path):
 
 @pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
 def test_load_bad_line_after_thousands_of_creates(tmp_path, stdin):
-    """pynfct checks a file while it already creates the entries of its first lines; a bad line far
-    down means none of it may have run (conntrack parses all first): what was created is deleted
-    again, and an -A of an entry that was there already keeps it."""
+    """A bad line far down means none of the file may run (conntrack parses all first): the table is
+    unchanged, an -A of an entry that was there already included (test_load_check.py watches the
+    events: nothing is sent at all)."""
     lines = [" ".join(["-I", "-p", "udp", "-s", f"10.2.{i >> 8}.{i & 255}", "-d", "203.0.113.2",
                        "--sport", "1", "--dport", "2", "-t", "100"]) for i in range(6000)]
     lines.insert(10, "-A -p udp -s 192.0.2.10 -d 198.51.100.2 --sport 50000 --dport 53 -t 100")

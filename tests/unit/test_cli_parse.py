@@ -844,21 +844,3 @@ def test_getopt_matches_glibc(posix, monkeypatch):
         mine = _run_ours(list(argv), optstring, [base, merged], ord("p"), optional_on, posix)
         assert mine == ref, argv
 
-
-def test_load_check_cancelled_reads_no_further(tmp_path):
-    """-R's file check (pass 1, a thread) stops at the next line once cancelled (a signal ended the
-    run): the bad last line is not reached. Uncancelled, the same file fails the check."""
-    import os
-    from pynfct.cli.load import _Checker
-    path = tmp_path / "lines"
-    path.write_bytes(b"-I -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 1 --dport 2 -t 10\n" * 5 + b"-L\n")
-    for cancel in (False, True):
-        errors: list = []
-        checker = _Checker(os.open(path, os.O_RDONLY), b"conntrack", errors.append, None, lambda: None)
-        if cancel:
-            checker.cancel()
-        checker.start()
-        checker.join(30)
-        os.close(checker.fd)
-        assert not checker.is_alive()
-        assert (checker.error is None) == cancel, checker.error
