@@ -30,7 +30,7 @@ import pynfct
 
 from differential import _pynfct_env, pynfct_argv
 from fill import bulk_entry_argv, fill_bulk
-from netns import NetNS
+from netns import NetNS, listens, sleeps_in
 
 from _nfct.modify import modify
 from _nfct.socket import enter_netns
@@ -154,19 +154,9 @@ def _readable(p: subprocess.Popen) -> bool:
 def _wait_listening(ns: NetNS, p: subprocess.Popen) -> None:
     """Until p, in the namespace, has a netlink socket bound to event groups."""
     deadline = time.monotonic() + 30
-    while not (_in(ns, p.pid) and _listening(p.pid)):
+    while not (_in(ns, p.pid) and listens(p.pid)):
         assert p.poll() is None and time.monotonic() < deadline, "the listener did not start"
         time.sleep(0.005)
-
-
-def _listening(pid: int) -> bool:
-    try:
-        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-        with open(f"/proc/{pid}/net/netlink") as f:
-            rows = [line.split() for line in f.read().splitlines()[1:]]
-    except OSError:
-        return False
-    return any(f"socket:[{r[9]}]" in inodes and int(r[3], 16) for r in rows)
 
 
 def _threads(pid: int) -> int:
@@ -373,7 +363,7 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
             deadline = time.monotonic() + 30
             # It has read the line and waits for the next one (not a sleep: how soon depends on the load).
             while not (_in(ns, p.pid) and _handles_sigint(p.pid) and _unread(p.stdin) == 0
-                       and _waits_in_pipe_read(p.pid)):
+                       and sleeps_in(p.pid, "pipe_read")):
                 assert p.poll() is None and time.monotonic() < deadline, "pynfct -R - never waited for input"
                 time.sleep(0.005)
             sent = time.monotonic()
@@ -392,22 +382,6 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
 def _unread(pipe) -> int:
     """Bytes written into the pipe and not yet read (FIONREAD works on either end)."""
     return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-
-
-def _waits_in_pipe_read(pid: int) -> bool:
-    """Some thread of pid sleeps reading a pipe."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for t in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{t}/wchan") as f:
-                if "pipe_read" in f.read():
-                    return True
-        except OSError:
-            pass
-    return False
 
 
 def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(table_file):
