@@ -24,15 +24,17 @@ What it does:
      - `-L`, `-L -o xml`, `-L -o extended`                     target ratio <= 0.65
      - filters `-L -s IP`, `-L -p udp`, `-L -w ZONE`,
        `-L -p tcp --dport PORT` (values present in the table)    target ratio <= 0.2
-     - the Python API: a child python iterating `Conntrack().dump()` and touching
-       f.orig.src, f.orig.dport, f.mark (against `conntrack -L`) target ratio <= 1.0, RSS <= 40 MB
+     - the Python API: a child python iterating `Conntrack().dump()`, reading f.orig.src,
+       f.orig.dport, f.mark and writing them as one line per flow
+       (against `conntrack -L`)                                  target ratio <= 1.0, RSS <= 40 MB
      - the kernel floor: a Python netlink dump loop that parses nothing (reference only), the
        same with a kernel-side mark filter (the floor for any filter the kernel applies), and with
        -p udp's IPv4 CTA_FILTER (the floor of `-L -p udp` on this table, against conntrack's row)
 3. Checks every run's output, timed ones included, after the command has exited: the sha256 of its
    stdout with only the timeouts blanked (bench/canon.py) must equal conntrack's for the same command
-   on the same table. The Python API child sums a hash of the (src, dport, mark) it touched over all
-   flows; that sum must equal the one computed from conntrack -L's text. The write rows
+   on the same table. The Python API child's stdout (the `src dport mark` line of each flow) is digested
+   the same way and must equal the digest of those fields taken from an untimed conntrack -L's lines. The
+   kernel floor rows parse nothing: they are checked by the number of entries the kernel sent. The write rows
    (bench/compare_writes.py) compare the printed entries the same way and the table each command
    leaves behind (a `conntrack -L` of it) with the table conntrack leaves.
 4. Prints a Markdown report (machine facts with the commit and whether the tree had uncommitted
@@ -335,34 +337,43 @@ def fill_table(ns: Namespace, entries: int, workdir: str) -> Tuple[TableInfo, fl
 
 # --------------------------------------------------------------------------- child programs
 
-# The Python API row: iterate the whole table touching three fields of each flow. The sum of the hashes of
-# the (src, dport, mark) it touched is its output (its content check): API_VERIFY computes the same sum
-# from conntrack -L's text. PYTHONHASHSEED is fixed for both (child_env). Adding one hash per flow is
-# ~5 % of the loop.
+# The Python API row: iterate the whole table touching three fields of each flow, and write them as one line
+# per flow, `ORIG_SRC ORIG_DPORT MARK`: that is its output, which the bench digests after the child has exited
+# like any command's (bench/canon.py: sha256 of the sorted lines). API_REFERENCE writes the same fields of
+# conntrack -L's lines the same way, so the two digests must be equal. The lines go out in blocks of 4096:
+# one write per flow would cost ~25 % more wall time, the blocks about nothing over the bare loop (measured
+# at 100,000 entries).
 API_CHILD = r"""
 import sys, pynfct
-ct = pynfct.Conntrack(); n = acc = 0
-for f in ct.dump():
-    acc += hash((f.orig.src, f.orig.dport, f.mark))
-    n += 1
-sys.stdout.write("%d %d\n" % (n, acc & 0xFFFFFFFFFFFFFFFF))
+write = sys.stdout.write
+lines = []
+line = lines.append
+for f in pynfct.Conntrack().dump():
+    line("%s %s %s" % (f.orig.src, f.orig.dport, f.mark))
+    if len(lines) == 4096:
+        line("")
+        write("\n".join(lines))
+        lines.clear()
+line("")
+write("\n".join(lines))
 """
 
-API_VERIFY = r"""
+# conntrack -L's lines on stdin: the first src= and dport= (the original direction) and mark=, as API_CHILD
+# writes them (None where a line has no such field, as the Flow property gives for an attribute not set).
+API_REFERENCE = r"""
 import sys
-n = acc = 0
+out = []
 for line in sys.stdin.buffer:
-    src = dport = mark = None
+    src = dport = mark = b"None"
     for word in line.split():
-        if src is None and word.startswith(b"src="):
-            src = word[4:].decode()
-        elif dport is None and word.startswith(b"dport="):
-            dport = int(word[6:])
+        if word.startswith(b"src=") and src == b"None":
+            src = word[4:]
+        elif word.startswith(b"dport=") and dport == b"None":
+            dport = word[6:]
         elif word.startswith(b"mark="):
-            mark = int(word[5:])
-    acc += hash((src, dport, mark))
-    n += 1
-sys.stdout.write("%d %d\n" % (n, acc & 0xFFFFFFFFFFFFFFFF))
+            mark = word[5:]
+    out.append(b"%s %s %s\n" % (src, dport, mark))
+sys.stdout.buffer.write(b"".join(out))
 """
 
 # The kernel floor: ask ctnetlink for a dump of the IPv4 table and read it until NLMSG_DONE,
@@ -451,8 +462,6 @@ def child_env() -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["LC_ALL"] = "C"
-    # The Python API child and its verifier hash str values: the same seed gives the same hashes.
-    env["PYTHONHASHSEED"] = "0"
     return env
 
 
@@ -578,7 +587,7 @@ def run_rounds(ns: str, rows: List[Row], rounds: int, pynfct: List[str], python:
         t0 = time.perf_counter()
         for row in rows:
             ct = run_in_ns(ns, ["conntrack", *row.args]) if row.kind == "cli" else None
-            py = run_in_ns(ns, pynfct_argv(row, pynfct, python), keep=row.kind == "api")
+            py = run_in_ns(ns, pynfct_argv(row, pynfct, python))
             if r == 0:
                 row.warm_ct, row.warm_py = ct, py
             else:
@@ -588,10 +597,9 @@ def run_rounds(ns: str, rows: List[Row], rounds: int, pynfct: List[str], python:
         log(f"round {r}/{rounds}{' (warm-up)' if r == 0 else ''} done in {time.perf_counter() - t0:.1f}s")
 
 
-def api_expected(ns: str, python: str) -> str:
-    """API_VERIFY over conntrack -L's text: what the Python API child must print."""
-    r = run_in_ns(ns, ["sh", "-c", 'conntrack -L 2>/dev/null | "$0" -c "$1"', python, API_VERIFY], keep=True)
-    return r.text.strip() if r.ok else f"failed: {r.stderr.strip()[-200:]}"
+def api_expected(ns: str, python: str) -> Run:
+    """API_REFERENCE over conntrack -L's lines: its digest is what the Python API child's output must have."""
+    return run_in_ns(ns, ["bash", "-o", "pipefail", "-c", 'conntrack -L | "$0" -c "$1"', python, API_REFERENCE])
 
 
 # --------------------------------------------------------------------------- report
@@ -626,7 +634,7 @@ def target_text(row: Row) -> str:
     return t
 
 
-def output_check(row: Row, api_want: str) -> Tuple[bool, str]:
+def output_check(row: Row, api_want: Run) -> Tuple[bool, str]:
     """(all outputs matched, the text of the check) for one row, over the warm-up and the timed runs."""
     pys = [r for r in [row.warm_py, *row.py] if r is not None]
     bad = [r for r in pys if not r.ok]
@@ -640,11 +648,15 @@ def output_check(row: Row, api_want: str) -> Tuple[bool, str]:
         ok = got == {row.expected}
         return ok, (f"{'same' if ok else '**DIFFERENT**'} entry count as the generator's {row.expected} ({note})")
     if row.kind == "api":
-        got = {r.text.strip() for r in pys}
-        ok = got == {api_want}
-        n = api_want.split()[0]
-        verdict = "equal to conntrack -L's" if ok else f"**DIFFERENT**: {sorted(got)} vs conntrack -L's {api_want}"
-        return ok, f"{len(pys)} runs: {n} flows, sum of hash((src, dport, mark)) {verdict}"
+        if not api_want.ok:
+            return False, f"the reference failed ({first_error([api_want])})"
+        same = sum(r.digest == api_want.digest for r in pys)
+        what = (f"its `orig.src orig.dport mark` line per flow (sha256 of the sorted lines) against those fields "
+                f"of conntrack -L's {api_want.lines} lines (sha256 {api_want.digest[:16]})")
+        if same == len(pys):
+            return True, f"{same} of {len(pys)} runs equal: {what}"
+        p = next(r for r in pys if r.digest != api_want.digest)
+        return False, f"**{len(pys) - same} of {len(pys)} runs DIFFER** ({p.lines} lines): {what}"
     cts = [r for r in [row.warm_ct, *row.ct] if r is not None]
     if any(not r.ok for r in cts):
         return False, f"conntrack failed ({first_error(cts)})"
@@ -664,7 +676,7 @@ def output_check(row: Row, api_want: str) -> Tuple[bool, str]:
     return same == len(pys), text
 
 
-def row_data(row: Row, list_row: Row, api_want: str) -> Dict[str, object]:
+def row_data(row: Row, list_row: Row, api_want: Run) -> Dict[str, object]:
     """What the report and bench/readme.py show of one row."""
     py = best(row.py)
     base = row if row.kind == "cli" else row.versus or list_row
@@ -727,8 +739,11 @@ def report(data: Dict[str, object]) -> str:
         p = f"{py['user']:.3f} | {py['sys']:.3f}" if py else "- | -"
         out.append(f"| {row['name']} | {c} | {p} |")
     out.append("")
-    out.append("Output check, every run (the warm-up and the timed rounds): sha256 of stdout with only the "
-               "timeouts blanked (bench/canon.py), pynfct's against conntrack's of the same command:")
+    out.append("Output check, every run (the warm-up and the timed rounds): sha256 of stdout's lines, sorted, with "
+               "only the timeouts blanked (bench/canon.py), pynfct's against conntrack's of the same command; the "
+               "Python API row's stdout is the three fields its loop reads of each flow, one line per flow, against "
+               "the same fields of `conntrack -L`'s lines; the kernel floor rows, which parse nothing, count the "
+               "entries:")
     out.append("")
     out.append("| command | check |")
     out.append("|---|---|")

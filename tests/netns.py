@@ -284,6 +284,38 @@ class NetNS:
         return int(self.conntrack("-C", check=True).stdout.split()[0])
 
 
+def listens(pid: int) -> bool:
+    """Process `pid` has a netlink socket bound to multicast groups: it listens for events."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(int(link[8:-1]))
+        with open(f"/proc/{pid}/net/netlink") as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return False
+    return any(int(r[9]) in inodes and int(r[3], 16) for r in rows)
+
+
+def sleeps_in(pid: int, where: str) -> bool:
+    """Some thread of process `pid` sleeps in a kernel function whose name holds `where` (its wchan):
+    "pipe_write" waits for the reader of a full pipe, "pipe_read" for a writer."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/wchan") as f:
+                if where in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def _show(argv: Argv) -> str:
     return " ".join(os.fsdecode(a) for a in argv)
 

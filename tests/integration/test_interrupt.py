@@ -12,11 +12,14 @@ test checks the threads it actually ran).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
+import struct
 import sys
+import termios
 import threading
 import time
 
@@ -26,7 +29,7 @@ import pynfct
 
 from differential import _pynfct_env, pynfct_argv
 from fill import bulk_entry_argv, fill_bulk
-from netns import NetNS
+from netns import NetNS, sleeps_in
 
 from _nfct.modify import modify
 from _nfct.socket import enter_netns
@@ -149,27 +152,27 @@ def _threads(pid: int) -> int:
         return 0
 
 
-def _interrupt(ns: NetNS, op: str, threaded: bool, n: int, delay: float, progress=None):
-    """Run the child; SIGINT `delay` seconds after its call started (its second thread appeared), or
-    as soon as progress(entries now) says so. Returns (outcome, seconds from the signal to the
-    exception, to the end of the process, most threads seen)."""
+# How much of its work a call has done when the signal is sent: under way for certain, and with nearly all of
+# it still to do, so that no load of the machine can let the call end before the signal comes.
+UNDER_WAY = 1000
+
+
+def _interrupt(ns: NetNS, op: str, threaded: bool, n: int, under_way):
+    """Run the child; SIGINT once under_way(its pid) says its call has done some of the work (never after a
+    fixed delay: the call's speed depends on the machine's load). Returns (outcome, seconds from the
+    signal to the exception, to the end of the process, most threads seen)."""
     p = ns.python_popen(CHILD, op, "1" if threaded else "0", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                         env=_pynfct_env())
     try:
         assert p.stdout.readline().strip() == b"go", p.stderr.read().decode(errors="replace")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         threads = 0
-        while threads < 2:              # the dump's reader (update/delete), or the Loader's sender
+        while not under_way(p.pid):
             threads = max(threads, _threads(p.pid))
-            if op in ("create", "create_many") and not threaded:
-                break                    # no thread of its own: the loop starts at once
-            assert time.monotonic() < deadline and p.poll() is None, "the call did not start"
+            assert p.poll() is None, "the call ended before it was seen under way"
+            assert time.monotonic() < deadline, "the call did not start"
             time.sleep(0.001)
-        start = time.monotonic()
-        while time.monotonic() - start < delay and not (progress and progress(_entries(p.pid))) \
-                and p.poll() is None:
-            threads = max(threads, _threads(p.pid))
-            time.sleep(0.002)
+        threads = max(threads, _threads(p.pid))
         sent = time.monotonic()
         os.kill(p.pid, signal.SIGINT)
         out, err = p.communicate(timeout=60)
@@ -187,6 +190,14 @@ def _interrupt(ns: NetNS, op: str, threaded: bool, n: int, delay: float, progres
     return result, caught, ended - sent, threads
 
 
+def _deleted(n: int):
+    return lambda pid: _entries(pid) <= n - UNDER_WAY
+
+
+def _created(pid: int) -> bool:
+    return _entries(pid) >= UNDER_WAY
+
+
 def _check_stopped(result, caught, ended, n):
     assert result["exc"] == "KeyboardInterrupt", f"not interrupted: {result} (finished before the signal?)"
     assert "count" in result, "the exception has no partial result"
@@ -201,8 +212,7 @@ def _check_stopped(result, caught, ended, n):
 def test_delete_stops_on_sigint_and_counts_exactly(table_file, threaded):
     with NetNS() as ns:
         n = _fill(ns, table_file, N_DELETE)
-        result, caught, ended, threads = _interrupt(ns, "delete", threaded, n, 0.3,
-                                                    progress=lambda left: left < n * 0.6)
+        result, caught, ended, threads = _interrupt(ns, "delete", threaded, n, _deleted(n))
         _check_stopped(result, caught, ended, n)
         assert threads == (3 if threaded else 2)        # main, the dump's reader (and the sender)
         assert (result["vanished"], result["failures"]) == (0, 0)
@@ -213,7 +223,17 @@ def test_delete_stops_on_sigint_and_counts_exactly(table_file, threaded):
 def test_update_stops_on_sigint_and_counts_exactly(table_file, threaded):
     with NetNS() as ns:
         n = _fill(ns, table_file, N_UPDATE)
-        result, caught, ended, threads = _interrupt(ns, "update", threaded, n, 0.3)
+        # The table's size does not change: a dump of the entries with the new mark (the kernel filters it;
+        # only its first batch is read) sees the first ones updated. (Not an event listener: an entry made
+        # while nothing listened has no event cache and sends no UPDATE event.)
+        with pynfct.Conntrack(ns.name) as ct:
+            def updated(pid: int) -> bool:
+                flows = ct.dump(mark=(0x10000, 0xff0000))
+                try:
+                    return next(flows, None) is not None
+                finally:
+                    flows.close()
+            result, caught, ended, threads = _interrupt(ns, "update", threaded, n, updated)
         _check_stopped(result, caught, ended, n)
         assert threads == (3 if threaded else 2)
         assert (result["vanished"], result["unchanged"], result["failures"]) == (0, 0, 0)
@@ -229,8 +249,7 @@ def test_bulk_creates_interrupted_report_exactly_what_was_created(table_file, th
     itself; close() then leaves the batch being filled unsent and created/failures are exact."""
     with NetNS() as ns:
         n = _fill(ns, table_file, N_CREATE)
-        result, caught, ended, threads = _interrupt(ns, "create", threaded, n, 0.3,
-                                                    progress=lambda now: now > n * 0.4)
+        result, caught, ended, threads = _interrupt(ns, "create", threaded, n, _created)
         _check_stopped(result, caught, ended, n)
         assert threads == (2 if threaded else 1)
         assert result["failures"] == 0 and result["closed"]
@@ -331,9 +350,11 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
             p.stdin.write(" ".join(bulk_entry_argv(0)).encode() + b"\n")
             p.stdin.flush()
             deadline = time.monotonic() + 30
-            while not (_in(ns, p.pid) and _handles_sigint(p.pid)) and time.monotonic() < deadline:
+            # It has read the line and waits for the next one (not a sleep: how soon depends on the load).
+            while not (_in(ns, p.pid) and _handles_sigint(p.pid) and _unread(p.stdin) == 0
+                       and sleeps_in(p.pid, "pipe_read")):
+                assert p.poll() is None and time.monotonic() < deadline, "pynfct -R - never waited for input"
                 time.sleep(0.005)
-            time.sleep(0.5)         # it reads the line, then waits for the next one
             sent = time.monotonic()
             os.kill(p.pid, signal.SIGINT)
             rc = p.wait(timeout=10)
@@ -345,6 +366,11 @@ def test_cli_load_from_a_pipe_stops_on_sigint():
         print(f"\npynfct -R -: exit {ended * 1000:.1f} ms after SIGINT")
         assert rc == -signal.SIGINT
         assert ended <= CLI_BOUND
+
+
+def _unread(pipe) -> int:
+    """Bytes written into the pipe and not yet read (FIONREAD works on either end)."""
+    return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
 
 
 def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(table_file):
@@ -359,11 +385,21 @@ def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(ta
     with NetNS() as ns:
         n = _fill(ns, table_file, 100_000)
         cmd = parse(["-D"])
+        # A process in the namespace, whose /proc/PID/net shows the table's size at the cost of a file read
+        # (`conntrack -C` takes a process start: under load the delete could end before it answers).
+        watcher = ns.popen(["sleep", "600"])
+        deadline = time.monotonic() + 30
+        while not _in(ns, watcher.pid):
+            assert time.monotonic() < deadline, "sleep did not enter the namespace"
+            time.sleep(0.005)
+        seen = []
 
         def signal_when_started():
+            # Once the first entries are gone, the delete is under way with nearly all of it still to do.
             deadline = time.monotonic() + 30
-            while ns.ct_count() >= n and time.monotonic() < deadline:
-                time.sleep(0.005)
+            while _entries(watcher.pid) > n - UNDER_WAY and time.monotonic() < deadline:
+                time.sleep(0.001)
+            seen.append(_entries(watcher.pid))
             os.kill(os.getpid(), signal.SIGUSR1)
 
         old = signal.signal(signal.SIGUSR1, handler)
@@ -378,6 +414,7 @@ def test_any_exception_a_signal_handler_raises_stops_it_with_the_entries_done(ta
             os.close(nsfd)
             signal.signal(signal.SIGUSR1, old)
         p = info.value.partial
+        assert seen[0] > 0, "the signal came after the delete had ended"
         assert 0 < p.count < n and (p.vanished, p.failures) == (0, [])
         assert p.count == n - ns.ct_count()
         assert len(p.flows) == p.count and len({f.id for f in p.flows}) == p.count
@@ -388,8 +425,7 @@ def test_create_many_interrupted_carries_what_was_created(table_file):
     the entries the kernel created."""
     with NetNS() as ns:
         n = _fill(ns, table_file, N_CREATE)
-        result, caught, ended, _ = _interrupt(ns, "create_many", False, n, 0.3,
-                                              progress=lambda now: now > n * 0.4)
+        result, caught, ended, _ = _interrupt(ns, "create_many", False, n, _created)
         assert result["exc"] == "KeyboardInterrupt", f"not interrupted: {result}"
         created, _, _, failures, interrupted = result["result"]
         assert 0 < created < n and failures == 0 and interrupted

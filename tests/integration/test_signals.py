@@ -27,7 +27,7 @@ import pytest
 
 from differential import _pynfct_env, normalize_prog, pynfct_argv
 from fill import bulk_entry_argv, fill_bulk
-from netns import NetNS
+from netns import NetNS, listens, sleeps_in
 
 BOUND = 0.2          # seconds from the signal to the end of the process (the issue's bound)
 SMALL = 3000         # entries: -L's output (~450 KB) is far beyond a pipe's 64 KiB
@@ -147,39 +147,9 @@ def _wait_subscribed(procs, timeout: float = 30.0) -> None:
     """Until each process has a netlink socket bound to groups (it listens for events)."""
     deadline = time.monotonic() + timeout
     for p in procs:
-        while not _subscribed(p.pid):
+        while not listens(p.pid):
             assert p.poll() is None and time.monotonic() < deadline, "the listener did not start"
             time.sleep(0.01)
-
-
-def _subscribed(pid: int) -> bool:
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(int(link[8:-1]))
-        with open(f"/proc/{pid}/net/netlink") as f:
-            rows = [line.split() for line in f.read().splitlines()[1:]]
-    except OSError:
-        return False
-    return any(int(r[9]) in inodes and int(r[3], 16) for r in rows)
-
-
-def _blocked_on_pipe(pid: int) -> bool:
-    """Some thread of `pid` sleeps in a pipe write (its reader stopped reading)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for t in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{t}/wchan") as f:
-                if "pipe_write" in f.read():
-                    return True
-        except OSError:
-            pass
-    return False
 
 
 def _stop(p: subprocess.Popen, sig: int):
@@ -194,7 +164,7 @@ def _stop(p: subprocess.Popen, sig: int):
 def _stop_when_blocked(p: subprocess.Popen, sig: int, timeout: float = 60.0):
     """_stop() once the command waits in a write to its full pipe (its reader stopped reading)."""
     deadline = time.monotonic() + timeout
-    while not _blocked_on_pipe(p.pid):
+    while not sleeps_in(p.pid, "pipe_write"):
         assert p.poll() is None and time.monotonic() < deadline, "the command never filled the pipe"
         time.sleep(0.005)
     return _stop(p, sig)
@@ -298,7 +268,7 @@ def test_events_stop_within_the_bound_during_a_flood(tmp_path, sig, reader, fmt)
 
         def mid_work() -> bool:
             if reader == "stopped":
-                return _blocked_on_pipe(p.pid)
+                return sleeps_in(p.pid, "pipe_write")
             return (os.path.getsize(out_path) if reader == "file" else len(got)) > 1 << 20
         flood = None
         try:
