@@ -11,6 +11,9 @@ cdef enum:
     # then only what the output takes without waiting (the program must end within 0.2 s of the
     # signal, also when the reader of the output stopped reading).
     WRITE_MS = 50
+    # With a stop callback, a write never waits in write(): the output is polled for room this long at
+    # a time, and the callback asked between (a signal handled while no write waited interrupts none).
+    STOP_POLL_MS = 20
 
 
 cdef inline int write_all(int fd, const char *buf, size_t len) noexcept nogil:
@@ -72,7 +75,8 @@ cdef struct outbuf_t:
     int err                  # errno of a failed write
     bint lossy               # stdio's way (conntrack's): a failed write other than EPIPE loses its text
     # A reader that stops reading (a pipe, a socket) must not hold a stopping run for ever:
-    bint lines               # fd is one: written in whole lines (line_chunk()), never half a line
+    bint lines               # fd is one: written in whole lines (line_chunk()), never half a line (a
+                             # socket's write cut short by a signal aside)
     stop_cb stop             # before a flush and when a write says EINTR: True if a signal asks to stop
     void *stop_arg
     double stop_at           # > 0: stopping; the reader gets until then (mono_now() time) to take the text
@@ -86,19 +90,36 @@ cdef inline void outbuf_stop(outbuf_t *o) noexcept nogil:
 
 
 cdef inline int write_lines(outbuf_t *o) noexcept nogil:
-    """outbuf_flush() to a pipe or socket: whole lines at a time; once stopping, what the reader does
-    not take in time is dropped (whole lines, counted in o.dropped). 0, or the errno of a failed write."""
+    """outbuf_flush() to a pipe, socket or terminal: whole lines at a time; once stopping, what the
+    reader does not take in time is dropped (whole lines, counted in o.dropped). 0, or the errno of a
+    failed write."""
     cdef size_t off = 0
     cdef size_t i, chunk
     cdef ssize_t n
+    cdef pollfd p
+    cdef int ready
     if o.stop != NULL and o.stop_at == 0 and o.stop(o.stop_arg):
         outbuf_stop(o)          # a signal came while no write was blocked: this one must not block
     while off < o.len:
-        if o.stop_at > 0 and not wait_room(o.fd, o.stop_at):
-            for i in range(off, o.len):
-                if o.buf[i] == b'\n':
-                    o.dropped += 1
-            return 0
+        if o.stop_at > 0:
+            if not wait_room(o.fd, o.stop_at):
+                for i in range(off, o.len):
+                    if o.buf[i] == b'\n':
+                        o.dropped += 1
+                return 0
+        elif o.stop != NULL:
+            # Room first (a pipe with room takes PIPE_BUF bytes without waiting): a signal that came
+            # after the last look would not interrupt a write() that then waits for a stopped reader.
+            p.fd = o.fd
+            p.events = POLLOUT
+            p.revents = 0
+            ready = poll(&p, 1, STOP_POLL_MS)
+            if ready < 0 and errno != EINTR:
+                return errno
+            if ready <= 0:      # no room yet, or a signal: does one ask to stop?
+                if o.stop(o.stop_arg):
+                    outbuf_stop(o)
+                continue
         chunk = line_chunk(o.buf, off, o.len)
         n = write(o.fd, o.buf + off, chunk)
         if n < 0 and errno != EINTR:

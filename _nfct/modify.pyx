@@ -14,10 +14,11 @@ raised it asks for nothing more (the dump stops, the batch it was filling is dro
 batches already handed over be sent and answered, joins the threads, and raises that exception with
 `partial`, the ModifyResult of what was done (see modify()).
 
-The entries changed are printed as they are done. To a pipe or a socket, whose reader may stop reading,
-the calling thread writes them in whole lines (PIPE_BUF at a time, _nfct.fdio's write_lines), so a signal
-also ends a write blocked on a full pipe: from then on the reader gets 50 ms to take the text, and the
-lines it did not take are counted (ModifyResult.unprinted) instead of printed.
+The entries changed are printed as they are done. To a pipe, a socket or a terminal, whose reader may
+stop reading, the calling thread writes them in whole lines (PIPE_BUF at a time, once the output has
+room: _nfct.fdio's write_lines), so a signal also ends a wait for a full pipe: from then on the reader
+gets 50 ms to take the text, and the lines it did not take are counted (ModifyResult.unprinted) instead
+of printed.
 """
 import os
 import stat
@@ -483,8 +484,8 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
     was asked is answered and counted (and written to fd), and the exception is raised again with
     `partial`, the ModifyResult of what was done (count: exactly the entries the kernel changed). It
     has no `partial` when a request or the output failed as well, as the count is not exact then.
-    To a pipe or a socket (whose reader may stop reading) a write blocked for a full pipe ends at such a
-    signal too: from then on the reader gets 50 ms to take the text, the rest is dropped in whole lines
+    To a pipe, a socket or a terminal (whose reader may stop reading) a wait for a full pipe ends at
+    such a signal too, also one that came during the last write: from then on the reader gets 50 ms to take the text, the rest is dropped in whole lines
     and counted in `unprinted` (then the run writes in the calling thread: `threaded` is ignored).
     With `lossy`, text a write fails for (other than EPIPE) is dropped and the run goes on, as
     conntrack's stdio drops it."""
@@ -507,7 +508,7 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
         intr_init(&c.intr)
         if fd >= 0 and fmt is not None and c.intr.watch:
             mode = os.fstat(fd).st_mode
-            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd)):
                 c.out.lines = True
                 c.out.stop = out_stop
                 c.out.stop_arg = c
@@ -579,6 +580,10 @@ def modify(int nsfd, command, bint update, Format fmt=None, int fd=1, threaded=N
                     if outbuf_flush(&c.out) < 0:
                         c.err = c.out.err
             sock.close()
+        if exc is None:
+            # a signal handled during the last flush (its stop callback ran the handlers) stops the
+            # run as one during the feed does (a -R would otherwise go on to its next line)
+            exc = intr_take(&c.intr)
         if exc is None:
             if c.err == EPIPE:
                 raise BrokenPipeError(EPIPE, "write")      # the CLI ends quietly, as on -L

@@ -120,9 +120,8 @@ def open_spool(prefix: str) -> IO[bytes]:
 
 
 def _stderr(message: str) -> None:
-    import sys
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    from .io import err         # (None-safe: main() may run with fd 2 closed)
+    err(message + "\n")
 
 
 def _check(fd: int, copy_fd: int, progb: bytes, warn: Warn, connlabel_conf: Optional[str]) -> Final:

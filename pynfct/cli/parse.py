@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from errno import EINVAL, ENODATA
-import sys
 from ..record import Record
 
 TYPE_CHECKING = False
@@ -57,8 +56,8 @@ _TABLE_DYING_OR_UNCONFIRMED = (Table.DYING, Table.UNCONFIRMED)
 
 
 def _stderr_warn(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
+    from .io import err         # (None-safe: main() may run with fd 2 closed)
+    err(msg + "\n")
 
 
 def _dec(b: bytes) -> str:

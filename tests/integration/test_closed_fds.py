@@ -205,3 +205,33 @@ def test_closed_bin_script(netns, closed):
         assert normalize_prog(r.err) == "<PROG>: 1 flow entries have been deleted.\n"
     left = _table(netns)
     assert len(left) == 1 and "src=10.7.0.0 " in left[0]
+
+
+MAIN_NO_STDERR = """
+import os, sys
+os.close(2)
+sys.stderr = None           # what Python gives a process started with fd 2 closed
+from pynfct.cli.main import main
+print(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("args", [["-L", "-a", "x", "-s", "10.7.0.1"], ["-R", "FILE"]], ids=" ".join)
+def test_main_in_process_without_stderr(twins, tmp_path, args):  # noqa: F811
+    """main() called from Python, as the library's callers may, in a process whose fd 2 is closed
+    (sys.stderr None, as_program() not run): the warning (-a: deprecated, ignored) and the -R summary
+    are lost as conntrack's are, the command does its work, and it returns conntrack's status."""
+    a, b = _flushed(twins)
+    for ns in (a, b):
+        _fill(ns, 2)
+    if args[1] == "FILE":
+        (tmp_path / "batch").write_text("-D -s 10.7.0.1\n-I -p udp -s 10.7.0.9 -d 10.7.1.1 --sport 1 --dport 2 "
+                                        "-t 60 -a x\n")
+        args = ["-R", str(tmp_path / "batch")]
+    ct = _closed(a, ["conntrack"], args, "2>&-")
+    r = b.run([sys.executable, "-c", MAIN_NO_STDERR, *args], env=dict(_pynfct_env(), PYTHONPATH=REPO_ROOT))
+    assert b"Traceback" not in r.stderr and r.returncode == 0, r.stderr
+    *out, status = r.stdout.decode().splitlines()
+    assert status == str(ct.returncode)
+    assert "\n".join(out) + "\n" == ct.out
+    assert _table(a) == _table(b)

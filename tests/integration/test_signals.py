@@ -162,9 +162,10 @@ def _stop(p: subprocess.Popen, sig: int):
 
 
 def _stop_when_blocked(p: subprocess.Popen, sig: int, timeout: float = 60.0):
-    """_stop() once the command waits in a write to its full pipe (its reader stopped reading)."""
+    """_stop() once the command waits for its full pipe (its reader stopped reading): in a write
+    (conntrack, pynfct -L), or polling the pipe for room (pynfct -D/-U/-R, which never wait in write())."""
     deadline = time.monotonic() + timeout
-    while not sleeps_in(p.pid, "pipe_write"):
+    while not (sleeps_in(p.pid, "pipe_write") or sleeps_in(p.pid, "poll")):
         assert p.poll() is None and time.monotonic() < deadline, "the command never filled the pipe"
         time.sleep(0.005)
     return _stop(p, sig)
@@ -320,22 +321,31 @@ def _tuples(lines) -> set:
     return out
 
 
-@pytest.mark.parametrize("args,sig", [(["-D"], signal.SIGINT), (["-D"], signal.SIGTERM),
-                                      (["-U", "-f", "ipv4", "-m", "0x10000/0xff0000"], signal.SIGINT),
-                                      (["-R", "FILE"], signal.SIGTERM)],
-                         ids=["-D-SIGINT", "-D-SIGTERM", "-U-SIGINT", "-R-SIGTERM"])
-def test_writes_with_a_reader_that_stopped_reading_stop_at_once(tmp_path, args, sig):
+SMALL_STOPPED = 3_000         # ~450 KB: more than the pipe takes, less than one 1 MiB flush (the last one)
+
+
+@pytest.mark.parametrize("args,sig,n", [(["-D"], signal.SIGINT, STOPPED_READER),
+                                        (["-D"], signal.SIGTERM, STOPPED_READER),
+                                        (["-U", "-f", "ipv4", "-m", "0x10000/0xff0000"], signal.SIGINT, STOPPED_READER),
+                                        (["-R", "FILE"], signal.SIGTERM, STOPPED_READER),
+                                        (["-D"], signal.SIGINT, SMALL_STOPPED),
+                                        (["-R", "FILE2"], signal.SIGINT, SMALL_STOPPED)],
+                         ids=["-D-SIGINT", "-D-SIGTERM", "-U-SIGINT", "-R-SIGTERM", "-D-small-SIGINT",
+                              "-R-two-D-lines-SIGINT"])
+def test_writes_with_a_reader_that_stopped_reading_stop_at_once(tmp_path, args, sig, n):
     """-D/-U/-R (a file with a -D line) blocked on a full pipe (`pynfct -D | (sleep 1000)`): the signal
     ends the process within 0.2 s all the same, dead of the signal, no traceback. Only whole lines
     reach the reader, and every entry changed is accounted for: the lines the reader finds in the pipe
     afterwards plus those the summary says were not printed are exactly the entries changed, as the
-    real conntrack sees the table."""
+    real conntrack sees the table. With a small table the signal comes during the last write (all the
+    text goes out at the end): it stops the run all the same, and -R runs no further line (FILE2: a
+    second -D line would wait for the same reader)."""
     with NetNS() as ns:
-        fill_bulk(ns, STOPPED_READER)
+        fill_bulk(ns, n)
         before = ns.conntrack("-L", timeout=120).stdout.decode().splitlines()
         argv = args
-        if args == ["-R", "FILE"]:
-            (tmp_path / "batch").write_text("-D\n")
+        if args[0] == "-R":
+            (tmp_path / "batch").write_text("-D\n" if args[1] == "FILE" else "-D -p tcp\n-D -p udp\n")
             argv = ["-R", str(tmp_path / "batch")]
         p = _popen(ns, [*pynfct_argv(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
